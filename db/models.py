@@ -1,0 +1,163 @@
+"""The schema. No column can hold a caller's number, name, or an Asterisk channel id.
+
+Caller identity exists in storage only as a keyed, period-rotated hash in ``caller_activity``,
+which has no link to any complaint or call record (see README, threat model).
+"""
+from __future__ import annotations
+
+import datetime as dt
+
+from sqlalchemy import (
+    Date,
+    DateTime,
+    ForeignKey,
+    Integer,
+    MetaData,
+    String,
+    Text,
+    TypeDecorator,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+NAMING = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+class UTCDateTime(TypeDecorator):
+    """Timezone-aware UTC datetimes on every backend (SQLite stores them naive)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value, dialect):
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given; storage is UTC")
+        value = value.astimezone(dt.timezone.utc)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value, dialect):
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            return value.replace(tzinfo=dt.timezone.utc)
+        return value.astimezone(dt.timezone.utc)
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING)
+
+
+class Province(Base):
+    __tablename__ = "provinces"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    area_code: Mapped[str] = mapped_column(String(4), unique=True)
+    name_fa: Mapped[str] = mapped_column(String(80))
+    name_en: Mapped[str] = mapped_column(String(80))
+    activated_on: Mapped[dt.date | None] = mapped_column(Date)
+
+
+class Agency(Base):
+    __tablename__ = "agencies"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    code: Mapped[str] = mapped_column(String(8), unique=True)
+    name_fa: Mapped[str] = mapped_column(String(200))
+    name_en: Mapped[str] = mapped_column(String(200))
+
+
+class Office(Base):
+    __tablename__ = "offices"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    code: Mapped[str] = mapped_column(String(12), unique=True)
+    name_fa: Mapped[str] = mapped_column(String(200))
+    city_fa: Mapped[str] = mapped_column(String(80))
+    agency_id: Mapped[int] = mapped_column(ForeignKey("agencies.id"))
+    province_id: Mapped[int] = mapped_column(ForeignKey("provinces.id"))
+    agency: Mapped[Agency] = relationship()
+    province: Mapped[Province] = relationship()
+
+
+class Indicator(Base):
+    __tablename__ = "indicators"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    code: Mapped[str] = mapped_column(String(40), unique=True)
+    name_fa: Mapped[str] = mapped_column(String(200))
+    name_en: Mapped[str] = mapped_column(String(200))
+
+
+class Complaint(Base):
+    __tablename__ = "complaints"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    tracking_code: Mapped[str] = mapped_column(String(16), unique=True)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), index=True)
+    province_id: Mapped[int] = mapped_column(ForeignKey("provinces.id"))
+    agency_id: Mapped[int] = mapped_column(ForeignKey("agencies.id"))
+    office_id: Mapped[int | None] = mapped_column(ForeignKey("offices.id"))
+    indicator_id: Mapped[int] = mapped_column(ForeignKey("indicators.id"))
+    status: Mapped[str] = mapped_column(String(20), default="received", index=True)
+    outcome: Mapped[str | None] = mapped_column(String(40))
+    recording_path: Mapped[str | None] = mapped_column(Text)
+    sla_due_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
+    province: Mapped[Province] = relationship()
+    agency: Mapped[Agency] = relationship()
+    office: Mapped[Office | None] = relationship()
+    indicator: Mapped[Indicator] = relationship()
+    events: Mapped[list["ComplaintEvent"]] = relationship(
+        back_populates="complaint", order_by="ComplaintEvent.id"
+    )
+
+
+class ComplaintEvent(Base):
+    """Append-only history of a complaint; the actor is the system or a unit, never a citizen."""
+
+    __tablename__ = "complaint_events"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    complaint_id: Mapped[int] = mapped_column(ForeignKey("complaints.id"), index=True)
+    at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
+    kind: Mapped[str] = mapped_column(String(30))
+    status: Mapped[str] = mapped_column(String(20))
+    actor: Mapped[str] = mapped_column(String(80))
+    note: Mapped[str | None] = mapped_column(Text)
+    complaint: Mapped[Complaint] = relationship(back_populates="events")
+
+
+class CallRecord(Base):
+    """One anonymous row per call: when, where, how it ended. No channel id, no number."""
+
+    __tablename__ = "call_records"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    started_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), index=True)
+    province_id: Mapped[int | None] = mapped_column(ForeignKey("provinces.id"))
+    outcome: Mapped[str] = mapped_column(String(30))
+    duration_s: Mapped[int] = mapped_column(Integer)
+
+
+class CallerActivity(Base):
+    """Repeat-abuse counters per keyed caller hash and period; joins to nothing."""
+
+    __tablename__ = "caller_activity"
+    __table_args__ = (UniqueConstraint("period", "caller_hash"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    period: Mapped[str] = mapped_column(String(7))
+    caller_hash: Mapped[str] = mapped_column(String(64))
+    calls: Mapped[int] = mapped_column(Integer, default=0)
+    complaints: Mapped[int] = mapped_column(Integer, default=0)
+
+
+CALL_OUTCOMES = (
+    "complaint_filed",
+    "out_of_scope",
+    "followup",
+    "operator",
+    "abandoned",
+    "province_inactive",
+    "failed_input",
+)
+STATUSES = ("received", "forwarded", "under_review", "resolved")

@@ -1,0 +1,1 @@
+"""The call: a pure flow (flow.py) behind thin FastAGI and AGI drivers."""

@@ -1,0 +1,141 @@
+"""`favad serve`, `favad agi`, `favad call`, `favad menu check`: the IVR's commands."""
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+import sys
+
+import click
+
+from config.cli import fail, load_settings, setup_logging
+
+log = logging.getLogger("favad")
+
+
+def _backend(settings):
+    from ivr.backend import Backend
+    from ivr.menu import MenuError
+
+    try:
+        return Backend(settings)
+    except MenuError as e:
+        fail(str(e))
+    except Exception as e:  # database unreachable or not upgraded: say so, no traceback
+        fail(f"cannot open the database ({type(e).__name__}); run `favad db upgrade` first "
+             f"or check database_url")
+
+
+@click.command()
+@click.option("--host", help="Address to listen on (default 127.0.0.1).")
+@click.option("--port", type=int, help="Port to listen on (default 4573).")
+@click.pass_context
+def serve(ctx, host, port):
+    """Run the FastAGI server that answers 128 calls."""
+    settings = load_settings(ctx)
+    setup_logging(settings)
+    backend = _backend(settings)
+    settings.recordings_path.mkdir(parents=True, exist_ok=True)
+    try:
+        asyncio.run(_serve(backend, settings, host or settings.listen_host,
+                           port or settings.listen_port))
+    except OSError as e:
+        fail(f"cannot listen on {host or settings.listen_host}:{port or settings.listen_port}: {e.strerror}")
+
+
+async def _serve(backend, settings, host, port):
+    from ivr.fastagi import FastAgiServer
+
+    server = FastAgiServer(backend, settings.script, settings.max_connections)
+    await server.start(host, port)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    click.echo(f"favad: FastAGI on agi://{host}:{port}/{settings.script} "
+               f"(database {settings.db_url.split('://')[0]}); Ctrl-C or SIGTERM to stop", err=True)
+    await server.serve_until(stop, settings.shutdown_grace)
+    click.echo("favad: stopped", err=True)
+
+
+@click.command()
+@click.pass_context
+def agi(ctx):
+    """Run one call as a classic AGI script on stdin/stdout (AGI(favad-agi))."""
+    from ivr.agi_script import run
+
+    settings = load_settings(ctx)
+    setup_logging(settings, stream=None)  # stdout is the AGI channel; stderr goes to Asterisk's log
+    sys.exit(run(_backend(settings)))
+
+
+@click.command()
+@click.option("--host", default=None, help="FastAGI server (default: the configured listen host).")
+@click.option("--port", type=int, default=None)
+@click.option("--province", default="28", show_default=True,
+              help="Area code passed as agi_arg_1, as the dialplan would; '' to be asked.")
+@click.option("--digits", default=None,
+              help="Keys to press, in groups typed at each question: '1 280101# 1 4 2 1'. "
+                   "'-' stays silent for one question. Without it, keys are read from the keyboard.")
+@click.option("--speak", is_flag=True, help="Say something when asked to record.")
+@click.pass_context
+def call(ctx, host, port, province, digits, speak):
+    """Place a simulated call to a running server and print what the caller hears."""
+    from pbxsim.caller import Caller
+    from pbxsim.fastagi import run_call
+
+    settings = load_settings(ctx)
+    texts = _texts(settings)
+
+    def on_prompt(name: str) -> None:
+        prompt = name.removeprefix("favad/")
+        click.echo(f"  🔊 {texts.get(prompt, prompt)}")
+
+    def ask(_name: str) -> str:
+        return click.prompt("  ⌨ keys (Enter = silence)", default="-", show_default=False).strip() or "-"
+
+    caller = Caller(digits or "", speak=speak, interactive=None if digits is not None else ask)
+    try:
+        result = asyncio.run(run_call(host or settings.listen_host, port or settings.listen_port,
+                                      script=settings.script, args=(province,) if province else (),
+                                      caller=caller, sounds_dir=settings.sounds_path,
+                                      on_prompt=on_prompt))
+    except (ConnectionError, OSError) as e:
+        fail(f"no FastAGI server at {host or settings.listen_host}:{port or settings.listen_port} "
+             f"({e.strerror or e}); start one with `favad serve`")
+    click.echo(f"call ended: AGISTATUS={result.agistatus}"
+               + (f", FAVAD_NEXT={result.variables['FAVAD_NEXT']}" if "FAVAD_NEXT" in result.variables else ""))
+
+
+def _texts(settings) -> dict[str, str]:
+    from db.engine import make_engine, make_sessionmaker
+    from ivr.catalog import full_catalog, static_catalog
+
+    try:
+        with make_sessionmaker(make_engine(settings.db_url))() as s:
+            return full_catalog(s)
+    except Exception:
+        return static_catalog()
+
+
+@click.group()
+def menu():
+    """The menu configuration."""
+
+
+@menu.command("check")
+@click.pass_context
+def menu_check(ctx):
+    """Validate the menu file and list the prompts it needs."""
+    from ivr.catalog import static_catalog
+    from ivr.menu import MenuError, load_menu
+
+    settings = load_settings(ctx)
+    try:
+        m = load_menu(settings.menu_file or None)
+    except MenuError as e:
+        fail(str(e))
+    missing = sorted(i for i in m.prompt_ids() if i not in static_catalog())
+    if missing:
+        fail(f"{m.source}: prompts without a text in the catalog: {', '.join(missing)}")
+    click.echo(f"{m.source}: ok, {len(m.prompt_ids())} prompts")

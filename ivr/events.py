@@ -1,0 +1,108 @@
+"""What the call flow asks for (actions) and what it is told back (events)."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+# ---- actions: the flow -> a driver -------------------------------------------------------
+@dataclass(frozen=True)
+class Ask:
+    """Play prompts (any key interrupts) and collect up to ``max_digits`` keys."""
+
+    prompts: tuple[str, ...]
+    max_digits: int
+    timeout_ms: int
+
+
+@dataclass(frozen=True)
+class Play:
+    """Play prompts; a key skips the rest."""
+
+    prompts: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Record:
+    path: str  # absolute, without extension
+    fmt: str
+    max_ms: int
+    silence_s: int
+    beep: bool
+
+
+@dataclass(frozen=True)
+class Discard:
+    """Remove a recording the caller did not submit."""
+
+    path: str
+
+
+@dataclass(frozen=True)
+class ComplaintDraft:
+    province_code: str
+    agency_code: str
+    office_code: str | None
+    indicator_code: str
+    recording: str | None  # path with extension, as Asterisk wrote it
+
+
+@dataclass(frozen=True)
+class FileComplaint:
+    draft: ComplaintDraft
+
+
+@dataclass(frozen=True)
+class LookupStatus:
+    tracking_code: str
+
+
+@dataclass(frozen=True)
+class Finish:
+    """End of the call: ``next`` is "hangup" or "operator" (hand back to the dialplan)."""
+
+    outcome: str
+    province_code: str | None
+    next: str = "hangup"
+
+
+Action = Ask | Play | Record | Discard | FileComplaint | LookupStatus | Finish
+
+
+# ---- events: a driver -> the flow --------------------------------------------------------
+@dataclass(frozen=True)
+class Input:
+    digits: str
+    timed_out: bool  # no terminator and fewer than max digits: the caller paused
+
+
+@dataclass(frozen=True)
+class Played:
+    pass
+
+
+@dataclass(frozen=True)
+class Recorded:
+    samples: int  # 0: nothing was recorded (silence, or no audio at all)
+
+
+@dataclass(frozen=True)
+class Filed:
+    tracking_code: str | None  # None: storing failed
+
+
+@dataclass(frozen=True)
+class StatusFound:
+    status: str | None  # None: no such complaint
+    outcome: str | None = None
+
+
+@dataclass(frozen=True)
+class Done:
+    pass
+
+
+Event = Input | Played | Recorded | Filed | StatusFound | Done
+
+
+class CallerHungUp(Exception):
+    """Thrown into the flow when the caller hangs up."""

@@ -1,0 +1,115 @@
+"""The FastAGI server: a thin asyncio shell around ``AgiSession``.
+
+It subclasses panoramisk's ``Application`` but replaces its connection handling, which on
+Python 3.11 spins forever on a peer that closes before the blank line, crashes on sync routes,
+shifts every reply by one after an inline ``HANGUP`` and reports EOF as an unknown error.
+Here headers are read with a size and time bound, ``HANGUP`` lines are events, EOF is a hangup,
+and the socket is always closed when the call ends (Asterisk waits for that, see §4 of the
+transcripts).
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+from concurrent.futures import ThreadPoolExecutor
+
+from panoramisk.fast_agi import Application
+
+from ivr import protocol as p
+from ivr.backend import Backend
+from ivr.session import Close, Command, Effect
+
+log = logging.getLogger(__name__)
+HEADER_TIMEOUT = 10.0  # seconds for Asterisk to send the headers (it sends them at once)
+REPLY_TIMEOUT = 600.0  # a RECORD FILE or a long GET DATA can legitimately take minutes
+
+
+class FastAgiServer(Application):
+    def __init__(self, backend: Backend, script: str = "favad", max_connections: int = 4000,
+                 workers: int = 16):
+        super().__init__(loop=asyncio.get_running_loop())
+        self.backend = backend
+        self.script = script
+        self.max_connections = max_connections
+        self.active: set[asyncio.Task] = set()
+        self.executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="favad-db")
+        self.server: asyncio.AbstractServer | None = None
+
+    async def start(self, host: str, port: int) -> asyncio.AbstractServer:
+        self.server = await asyncio.start_server(self.handler, host, port,
+                                                 limit=p.MAX_HEADER_BYTES)
+        return self.server
+
+    async def handler(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        task = asyncio.current_task()
+        if len(self.active) >= self.max_connections:
+            log.warning("connection limit (%d) reached: refusing a connection", self.max_connections)
+            await _close(writer)
+            return
+        self.active.add(task)
+        try:
+            await self._serve(reader, writer)
+        except (p.RemoteProtocolError, asyncio.IncompleteReadError, asyncio.LimitOverrunError,
+                ConnectionError, TimeoutError) as e:
+            log.info("closing a FastAGI connection: %s", type(e).__name__)
+        except Exception:
+            log.exception("FastAGI connection failed")
+        finally:
+            self.active.discard(task)
+            await _close(writer)
+
+    async def _serve(self, reader, writer) -> None:
+        block = await asyncio.wait_for(reader.readuntil(b"\n\n"), HEADER_TIMEOUT)
+        headers = p.parse_headers(block[:-2])
+        script = headers.get("agi_network_script", "").split("?", 1)[0].strip("/")
+        if script != self.script:
+            log.warning("unknown FastAGI script requested; closing")
+            return
+        loop = asyncio.get_running_loop()
+        session, ctx = self.backend.open_call(headers)
+        replies = p.ReplyReader()
+        out = session.start()
+        while not isinstance(out, Close):
+            if isinstance(out, Effect):
+                event = await loop.run_in_executor(self.executor, self.backend.perform, out.action, ctx)
+                out = session.on_effect(event)
+                continue
+            writer.write(out.line.encode() + b"\n")
+            reply = await _read_reply(reader, replies, session)
+            out = session.on_connection_lost() if reply is None else session.on_reply(reply)
+
+    async def serve_until(self, stop: asyncio.Event, grace: float) -> None:
+        """Serve until ``stop`` is set, then let calls in progress finish for ``grace`` seconds."""
+        await stop.wait()
+        self.server.close()
+        if self.active:
+            log.info("waiting up to %.0f s for %d call(s) in progress", grace, len(self.active))
+            _, pending = await asyncio.wait(set(self.active), timeout=grace)
+            for task in pending:
+                task.cancel()
+            if pending:
+                await asyncio.wait(pending, timeout=5)
+        self.executor.shutdown(wait=True)
+
+
+async def _read_reply(reader, replies: p.ReplyReader, session) -> p.Reply | None:
+    """The reply to the command just sent; HANGUP lines on the way are noted. None on EOF."""
+    while True:
+        event = replies.next_event()
+        if isinstance(event, p.HangupNotice):
+            session.note_hangup()
+            continue
+        if event is not None:
+            return event
+        data = await asyncio.wait_for(reader.read(4096), REPLY_TIMEOUT)
+        if not data:
+            return None
+        replies.feed(data)
+
+
+async def _close(writer: asyncio.StreamWriter) -> None:
+    try:
+        writer.close()
+        await asyncio.wait_for(writer.wait_closed(), 5)
+    except (ConnectionError, TimeoutError, OSError):
+        pass

@@ -1,0 +1,297 @@
+"""The call flow of 128, as a pure machine: events in, actions out, no I/O and no clock.
+
+``Call`` wraps a generator that reads like the script a caller hears (Adhearsion-style menus:
+keys, invalid, timeout, failure, tries), while staying sans-IO in the h11 sense: a driver sends
+each ``Event`` and carries out each ``Action``. A hangup is ``Call.hangup()``, which returns the
+clean-up actions (discard an unsubmitted recording, record the anonymous outcome).
+"""
+from __future__ import annotations
+
+from collections.abc import Callable, Generator
+
+from ivr.directory import Directory
+from ivr.events import (
+    Action,
+    Ask,
+    ComplaintDraft,
+    Discard,
+    Event,
+    FileComplaint,
+    Finish,
+    LookupStatus,
+    Play,
+    Record,
+)
+from ivr.menu import Menu
+from ivr.tracking import is_well_formed
+
+# an outcome reached later in a call outranks an earlier, lesser one
+OUTCOME_RANK = ("abandoned", "failed_input", "system_error", "province_inactive", "operator",
+                "followup", "out_of_scope", "complaint_filed")
+MAX_REPEATS = 10
+
+Flow = Generator[Action, Event, None]
+
+
+def digit_prompts(digits: str) -> tuple[str, ...]:
+    """Digits are read from the project's own recordings: Asterisk has no Persian numbers."""
+    return tuple(f"digits/{d}" for d in digits if d.isdigit())
+
+
+class Call:
+    """One call. ``start()`` gives the first action; ``send(event)`` the next."""
+
+    def __init__(self, menu: Menu, directory: Directory, province_arg: str | None,
+                 operator: bool, recordings_dir: str, new_name: Callable[[], str]):
+        self.menu = menu
+        self.dir = directory
+        self.operator = operator
+        self.recordings_dir = recordings_dir.rstrip("/")
+        self._new_name = new_name
+        self._province_arg = (province_arg or "").strip()
+        self.province: str | None = None
+        self.outcome: str | None = None
+        self.finished = False
+        self._recording: str | None = None  # written by Asterisk, not yet part of a complaint
+        self._gen = self._run()
+
+    # ---- driver interface ---------------------------------------------------------------
+    def start(self) -> Action:
+        return self._step(next(self._gen))
+
+    def send(self, event: Event) -> Action:
+        return self._step(self._gen.send(event))
+
+    def hangup(self) -> list[Action]:
+        """The caller hung up: what is left to do, ending with the anonymous ``Finish``."""
+        self._gen.close()
+        actions: list[Action] = []
+        if self._recording:
+            actions.append(Discard(self._recording))
+            self._recording = None
+        if not self.finished:
+            self.finished = True
+            actions.append(Finish(self.outcome or "abandoned", self.province))
+        return actions
+
+    def _step(self, action: Action) -> Action:
+        if isinstance(action, Finish):
+            self.finished = True
+        return action
+
+    def _note(self, outcome: str) -> None:
+        if self.outcome is None or OUTCOME_RANK.index(outcome) > OUTCOME_RANK.index(self.outcome):
+            self.outcome = outcome
+
+    # ---- the script ---------------------------------------------------------------------
+    def _run(self) -> Flow:
+        m = self.menu
+        lead = tuple(m.section("welcome")["prompts"])
+        province = self._province_arg
+        if province not in self.dir.known_provinces:
+            province = yield from self._ask_province(lead)
+            lead = ()
+            if province is None:
+                yield from self._fail()
+                return
+        self.province = province
+        if province not in self.dir.active_provinces:
+            self._note("province_inactive")
+            yield Play(lead + (m.section("province")["inactive"],))
+            yield Finish("province_inactive", province)
+            return
+        main_prompts = tuple(m.section("main")["prompts"])
+        if self.operator:
+            main_prompts += tuple(m.section("main").get("operator_prompts", ()))
+        while True:
+            choice = yield from self._menu("main", main_prompts, lead)
+            lead = ()
+            if choice is None:
+                yield from self._fail()
+                return
+            if choice == "operator":
+                self._note("operator")
+                yield Play((m.default("operator_handoff"),))
+                yield Finish("operator", province, next="operator")
+                return
+            if choice == "followup":
+                yield from self._followup()
+                return
+            result = yield from self._new_complaint()
+            if result == "out_of_scope":
+                lead = (m.section("indicator")["out_of_scope"],)
+                continue
+            if result is None:
+                yield from self._fail()
+            return
+
+    def _menu(self, name: str, prompts: tuple[str, ...], lead: tuple[str, ...] = ()) -> Flow:
+        """Ask a one-key question; the action of the key, or None when tries ran out."""
+        keys = self.menu.keys(name)
+        tries, repeats = 0, 0
+        while tries < self.menu.tries(name) and repeats < MAX_REPEATS:
+            event = yield Ask(lead + prompts, 1, self.menu.timeout_ms(name))
+            action = keys.get(event.digits[:1]) if event.digits else None
+            if action == "operator" and not self.operator:
+                action = None
+            if action == "repeat":
+                repeats += 1
+                lead = ()
+                continue
+            if action is not None:
+                return action
+            tries += 1
+            lead = (self.menu.default("no_input" if not event.digits else "invalid"),)
+        return None
+
+    def _entry(self, name: str, check: Callable[[str], str | None], lead=()) -> Flow:
+        """Ask for a code ended by # or a pause; ``check`` returns None or the prompt for a bad code."""
+        sec = self.menu.section(name)
+        for _ in range(self.menu.tries(name)):
+            event = yield Ask(lead + tuple(sec["prompts"]), int(sec["max_digits"]),
+                              self.menu.timeout_ms(name))
+            if not event.digits:
+                lead = (self.menu.default("no_input"),)
+                continue
+            problem = check(event.digits)
+            if problem is None:
+                return event.digits
+            lead = (problem,)
+        return None
+
+    def _ask_province(self, lead: tuple[str, ...]) -> Flow:
+        unknown = self.menu.section("province")["unknown"]
+        return (yield from self._entry(
+            "province", lambda c: None if c in self.dir.known_provinces else unknown, lead))
+
+    def _choose_office(self) -> Flow:
+        """(province, agency, office or None) for the complaint, or None."""
+        sec = self.menu.section("office")
+        star = sec.get("unknown_key", "*")
+        while True:
+            code = yield from self._entry(
+                "office",
+                lambda c: None if c.startswith(star) or c in self.dir.offices else sec["unknown"])
+            if code is None:
+                return None
+            if code.startswith(star):
+                agency_unknown = self.menu.section("agency")["unknown"]
+                agency = yield from self._entry(
+                    "agency", lambda c: None if c in self.dir.agencies else agency_unknown)
+                if agency is None:
+                    return None
+                choice = (self.province, agency, None)
+            else:
+                office = self.dir.offices[code]
+                choice = (office.province_code, office.agency_code, office.code)
+            conf = self.menu.section("confirm_office")
+            readback = tuple(conf["prompts"]) + (f"agency-{choice[1]}",)
+            if choice[2]:
+                readback += (conf["office_number"],) + digit_prompts(choice[2])
+            answer = yield from self._menu("confirm_office", readback + tuple(conf["question"]))
+            if answer == "confirm":
+                return choice
+            if answer is None:
+                return None
+
+    def _new_complaint(self) -> Flow:
+        """File one complaint: "filed", "out_of_scope", or None on failure."""
+        while True:
+            where = yield from self._choose_office()
+            if where is None:
+                return None
+            province, agency, office = where
+            indicator = yield from self._menu("indicator", tuple(self.menu.section("indicator")["prompts"]))
+            if indicator is None:
+                return None
+            if indicator == "out_of_scope":
+                self._note("out_of_scope")
+                return "out_of_scope"
+            recorded = yield from self._offer_recording()
+            if recorded is False:
+                return None
+            summary = self.menu.section("summary")
+            said = summary["with_recording"] if self._recording else summary["without_recording"]
+            answer = yield from self._menu(
+                "summary", tuple(summary["prompts"]) + (f"agency-{agency}", f"indicator-{indicator}", said)
+                + tuple(summary["question"]))
+            if answer == "restart" or answer is None:
+                if self._recording:
+                    yield Discard(self._recording)
+                    self._recording = None
+                if answer is None:
+                    return None
+                continue
+            draft = ComplaintDraft(province, agency, office, indicator, self._recording)
+            filed = yield FileComplaint(draft)
+            if filed.tracking_code is None:
+                # the driver could not store it: say so rather than read a code that means nothing
+                self._note("system_error")
+                yield Play((self.menu.section("filed")["store_failed"], self.menu.default("goodbye")))
+                yield Finish(self.outcome, self.province)
+                return "failed"
+            self._recording = None  # now owned by the complaint
+            self._note("complaint_filed")
+            yield from self._read_code(filed.tracking_code)
+            return "filed"
+
+    def _offer_recording(self) -> Flow:
+        """True/None after the optional voice description; False when tries ran out."""
+        sec = self.menu.section("recording")
+        choice = yield from self._menu("recording", tuple(sec["prompts"]))
+        if choice is None:
+            return False
+        if choice == "skip":
+            return None
+        path = f"{self.recordings_dir}/{self._new_name()}"
+        yield Play((sec["before"],))
+        result = yield Record(path, sec.get("format", "wav"), int(sec["max_seconds"]) * 1000,
+                              int(sec.get("silence_seconds", 0)), True)
+        written = f"{path}.{sec.get('format', 'wav')}"
+        if result.samples > 0:
+            self._recording = written
+            return True
+        yield Discard(written)  # Asterisk leaves a header-only file for an empty recording
+        return None
+
+    def _read_code(self, code: str) -> Flow:
+        sec = self.menu.section("filed")
+        prompts = tuple(sec["prompts"]) + digit_prompts(code) + tuple(sec["question"])
+        for _ in range(MAX_REPEATS):
+            event = yield Ask(prompts, 1, self.menu.timeout_ms("filed"))
+            if self.menu.keys("filed").get(event.digits) != "repeat":
+                break
+        yield Play((self.menu.default("goodbye"),))
+        yield Finish("complaint_filed", self.province)
+
+    def _followup(self) -> Flow:
+        sec = self.menu.section("followup")
+        self._note("followup")
+        lead: tuple[str, ...] = ()
+        for _ in range(self.menu.tries("followup")):
+            event = yield Ask(lead + tuple(sec["prompts"]), int(sec["max_digits"]),
+                              self.menu.timeout_ms("followup"))
+            lead = (sec["wrong"],) if event.digits else (self.menu.default("no_input"),)
+            if not is_well_formed(event.digits):
+                continue
+            found = yield LookupStatus(event.digits)
+            if found.status is None:
+                continue
+            said = (f"status-{found.status}",)
+            if found.outcome:
+                said += (f"outcome-{found.outcome}",)
+            yield Play(said + tuple(sec["then"]))
+            yield Finish("followup", self.province)
+            return
+        yield Play((sec["wrong"], self.menu.default("failure")))
+        yield Finish("failed_input", self.province)
+
+    def _fail(self) -> Flow:
+        """Tries ran out: the operator if there is one, else a polite goodbye."""
+        self._note("failed_input")
+        if self.operator:
+            yield Play((self.menu.default("operator_handoff"),))
+            yield Finish(self.outcome, self.province, next="operator")
+        else:
+            yield Play((self.menu.default("failure"),))
+            yield Finish(self.outcome, self.province)

@@ -1,0 +1,164 @@
+"""The AGI wire protocol, sans I/O: bytes in, parsed headers and replies out; commands as text.
+
+Follows the replies a real Asterisk 22 sends (shared/asterisk/TRANSCRIPTS.md): LF-terminated
+``agi_*`` headers ending in a blank line; one ``200 result=...`` line per command, except the
+multi-line ``520-`` usage reply; an unsolicited ``HANGUP`` line when the caller hangs up.
+panoramisk's ``parse_agi_result`` is not reused: it reads ``200 result= (timeout)`` as no result,
+drops ``endpos`` on ``result=-1`` and cannot tell a missing sound file from a hangup.
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+MAX_HEADER_BYTES = 16 * 1024
+MAX_HEADERS = 64
+MAX_LINE_BYTES = 8 * 1024
+
+
+class RemoteProtocolError(Exception):
+    """The peer sent something that is not AGI; the connection should be closed."""
+
+
+@dataclass(frozen=True)
+class Reply:
+    """One reply to one command."""
+
+    code: int
+    result: str = ""
+    data: str | None = None
+    endpos: int | None = None
+    text: str = ""
+
+    @property
+    def ok(self) -> bool:
+        return self.code == 200
+
+    @property
+    def dead_channel(self) -> bool:
+        return self.code == 511
+
+    def result_int(self) -> int | None:
+        try:
+            return int(self.result)
+        except ValueError:
+            return None
+
+
+@dataclass(frozen=True)
+class HangupNotice:
+    """The unsolicited ``HANGUP`` line: the caller is gone."""
+
+
+_REPLY = re.compile(
+    r"^200 result=(?P<result>\S*)(?: \((?P<data>.*?)\))?(?: endpos=(?P<endpos>-?\d+))?\s*$"
+)
+
+
+def parse_reply_line(line: str) -> Reply:
+    """Parse one complete (non-520) reply line."""
+    m = _REPLY.match(line)
+    if m:
+        endpos = m.group("endpos")
+        return Reply(200, m.group("result"), m.group("data"), int(endpos) if endpos else None, line)
+    code, _, text = line.partition(" ")
+    if not (len(code) == 3 and code.isdigit()):
+        raise RemoteProtocolError("reply is not an AGI status line")
+    return Reply(int(code), text=text)
+
+
+def parse_headers(block: bytes) -> dict[str, str]:
+    """Parse the ``agi_*: value`` header block (without its blank line)."""
+    if len(block) > MAX_HEADER_BYTES:
+        raise RemoteProtocolError("AGI header block too large")
+    text = block.decode("utf-8", errors="replace")
+    headers: dict[str, str] = {}
+    for line in text.split("\n"):
+        line = line.rstrip("\r")
+        if not line:
+            continue
+        key, sep, value = line.partition(": ")
+        if not sep:
+            key, sep, value = line.partition(":")
+        if not sep or not key.startswith("agi_"):
+            raise RemoteProtocolError("malformed AGI header line")
+        headers[key] = value
+        if len(headers) > MAX_HEADERS:
+            raise RemoteProtocolError("too many AGI headers")
+    if "agi_request" not in headers and "agi_network_script" not in headers:
+        raise RemoteProtocolError("AGI headers lack agi_request")
+    return headers
+
+
+class ReplyReader:
+    """Turns bytes from Asterisk into ``Reply`` and ``HangupNotice`` events."""
+
+    def __init__(self) -> None:
+        self._buf = bytearray()
+        self._usage: list[str] | None = None
+
+    def feed(self, data: bytes) -> None:
+        self._buf += data
+        if len(self._buf) > MAX_LINE_BYTES and b"\n" not in self._buf:
+            raise RemoteProtocolError("reply line too long")
+
+    def next_event(self) -> Reply | HangupNotice | None:
+        """The next complete event, or None when more bytes are needed."""
+        while True:
+            nl = self._buf.find(b"\n")
+            if nl < 0:
+                return None
+            raw = bytes(self._buf[:nl])
+            del self._buf[: nl + 1]
+            line = raw.decode("utf-8", errors="replace").rstrip("\r")
+            if self._usage is not None:
+                if line.startswith("520 "):
+                    usage, self._usage = self._usage, None
+                    return Reply(520, text="\n".join(usage))
+                self._usage.append(line)
+                continue
+            if line == "HANGUP":
+                return HangupNotice()
+            if line.startswith("520-"):
+                self._usage = [line[4:]]
+                continue
+            if line.startswith("100 "):  # "100 result=0 Trying..." precedes the real reply
+                continue
+            if not line:
+                continue
+            return parse_reply_line(line)
+
+
+def quote(arg: str) -> str:
+    """Quote one argument the way Asterisk's AGI argument parser reads it back."""
+    return '"' + arg.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def stream_file(name: str, escape: str) -> str:
+    return f"STREAM FILE {name} {quote(escape)}"
+
+
+def get_data(name: str, timeout_ms: int, max_digits: int) -> str:
+    return f"GET DATA {name} {timeout_ms} {max_digits}"
+
+
+def wait_for_digit(timeout_ms: int) -> str:
+    return f"WAIT FOR DIGIT {timeout_ms}"
+
+
+def record_file(path: str, fmt: str, escape: str, timeout_ms: int, beep: bool, silence_s: int) -> str:
+    cmd = f"RECORD FILE {path} {fmt} {escape} {timeout_ms} 0"
+    if beep:
+        cmd += " BEEP"
+    if silence_s:
+        cmd += f" s={silence_s}"
+    return cmd
+
+
+def set_variable(name: str, value: str) -> str:
+    return f"SET VARIABLE {name} {quote(value)}"
+
+
+ANSWER = "ANSWER"
+HANGUP = "HANGUP"
+CHANNEL_STATUS = "CHANNEL STATUS"

@@ -1,0 +1,39 @@
+"""The presentation edge: Jalali dates in Asia/Tehran, Persian digits, terminal tables."""
+from __future__ import annotations
+
+import datetime as dt
+from zoneinfo import ZoneInfo
+
+import jdatetime
+from rich.console import Console
+from rich.table import Table
+
+TEHRAN = ZoneInfo("Asia/Tehran")
+_FA_DIGITS = str.maketrans("0123456789", "۰۱۲۳۴۵۶۷۸۹")
+
+
+def fa_digits(text) -> str:
+    return str(text).translate(_FA_DIGITS)
+
+
+def jalali(value, persian_digits: bool = False, fmt: str = "%Y/%m/%d %H:%M") -> str:
+    """An aware datetime or ISO-8601 string as a Jalali date and time in Tehran."""
+    if value is None:
+        return ""
+    if isinstance(value, str):
+        value = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
+    local = value.astimezone(TEHRAN)
+    text = jdatetime.datetime.fromgregorian(datetime=local).strftime(fmt)
+    return fa_digits(text) if persian_digits else text
+
+
+def table(rows: list[dict], columns: list[str]) -> None:
+    """A terminal table of ``rows`` (or a line saying there is nothing)."""
+    console = Console()
+    if not rows:
+        console.print("(nothing to show)")
+        return
+    t = Table(*columns, show_lines=False)
+    for r in rows:
+        t.add_row(*("" if r.get(c) is None else str(r.get(c)) for c in columns))
+    console.print(t)

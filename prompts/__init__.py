@@ -1,0 +1,1 @@
+"""The audio prompts: built from the Persian catalog, checked against the menu."""

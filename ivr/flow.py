@@ -245,13 +245,14 @@ class Call:
             return None
         path = f"{self.recordings_dir}/{self._new_name()}"
         yield Play((sec["before"],))
+        # owned from now on: a hangup mid-recording leaves a partial file to remove
+        self._recording = f"{path}.{sec.get('format', 'wav')}"
         result = yield Record(path, sec.get("format", "wav"), int(sec["max_seconds"]) * 1000,
                               int(sec.get("silence_seconds", 0)), True)
-        written = f"{path}.{sec.get('format', 'wav')}"
         if result.samples > 0:
-            self._recording = written
             return True
-        yield Discard(written)  # Asterisk leaves a header-only file for an empty recording
+        yield Discard(self._recording)  # Asterisk leaves a header-only file for an empty one
+        self._recording = None
         return None
 
     def _read_code(self, code: str) -> Flow:

@@ -1,0 +1,317 @@
+"""The call flow as a pure machine: every path, with no I/O at all."""
+from __future__ import annotations
+
+import itertools
+
+import pytest
+
+from ivr.directory import Directory, OfficeInfo
+from ivr.events import (
+    Ask,
+    Discard,
+    Done,
+    FileComplaint,
+    Filed,
+    Finish,
+    Input,
+    LookupStatus,
+    Play,
+    Played,
+    Record,
+    Recorded,
+    StatusFound,
+)
+from ivr.flow import Call
+from ivr.menu import MenuError, load_menu
+from ivr.tracking import is_well_formed, new_code
+
+INDICATORS = {"rules_not_transparent", "decisions_not_transparent", "equipment_out_of_order",
+              "disrespect", "late_start_early_end", "work_postponed", "employee_absent"}
+DIRECTORY = Directory(
+    active_provinces=frozenset({"28", "26", "21"}),
+    known_provinces=frozenset({"28", "26", "21", "31", "11"}),
+    agencies=frozenset({"101", "102", "105"}),
+    offices={"280101": OfficeInfo("280101", "101", "28"), "210105": OfficeInfo("210105", "105", "21")},
+    indicators=frozenset(INDICATORS),
+)
+CODE = "1234567894"  # a well-formed code (Damm)
+assert is_well_formed(CODE)
+
+
+def make_call(province="28", operator=False, menu=None):
+    names = (f"rec{i}" for i in itertools.count())
+    return Call(menu or load_menu(None, INDICATORS), DIRECTORY, province, operator, "/rec",
+                lambda: next(names))
+
+
+class Script:
+    """Answers the flow's actions: keys for questions ('' = silence), canned effects."""
+
+    def __init__(self, keys, samples=9612, filed=CODE, status=("forwarded", None)):
+        self.keys = list(keys)
+        self.samples = samples
+        self.filed = filed
+        self.status = status
+        self.actions = []
+
+    def answer(self, action):
+        if isinstance(action, Ask):
+            k = self.keys.pop(0).replace("-", "")  # "-": silence, as in pbxsim scripts
+            return Input(k, k == "")
+        if isinstance(action, Play):
+            return Played()
+        if isinstance(action, Record):
+            return Recorded(self.samples)
+        if isinstance(action, Discard):
+            return Done()
+        if isinstance(action, FileComplaint):
+            return Filed(self.filed)
+        if isinstance(action, LookupStatus):
+            return StatusFound(*self.status) if self.status else StatusFound(None)
+        raise AssertionError(action)
+
+    def run(self, call, hangup_after=None):
+        action = call.start()
+        while True:
+            self.actions.append(action)
+            if isinstance(action, Finish):
+                return action
+            # a driver hangs up between media commands, never in the middle of an effect
+            if (hangup_after is not None and len(self.actions) > hangup_after
+                    and isinstance(action, (Ask, Play, Record))):
+                self.actions.extend(call.hangup())
+                return self.actions[-1]
+            action = call.send(self.answer(action))
+
+
+def asks(actions):
+    return [a for a in actions if isinstance(a, Ask)]
+
+
+def filed(actions):
+    return [a.draft for a in actions if isinstance(a, FileComplaint)]
+
+
+HAPPY = ["1", "280101", "1", "4", "1", "1", ""]  # new, office, confirm, indicator, record, submit
+
+
+def test_happy_path_files_one_complaint_and_reads_the_code_back():
+    s = Script(HAPPY)
+    end = s.run(make_call())
+    assert end == Finish("complaint_filed", "28")
+    (draft,) = filed(s.actions)
+    assert (draft.province_code, draft.agency_code, draft.office_code, draft.indicator_code) == \
+        ("28", "101", "280101", "disrespect")
+    assert draft.recording == "/rec/rec0.wav"
+    readback = asks(s.actions)[-1].prompts
+    assert readback[0] == "filed-code-is"
+    assert readback[1:-1] == tuple(f"digits/{d}" for d in CODE)
+    assert s.actions[0].prompts[:1] == ("welcome",)  # welcome is part of the first question
+
+
+def test_welcome_promises_anonymity_before_anything_else():
+    s = Script(["9", "-", "-", "-"])
+    s.run(make_call())
+    assert s.actions[0] == Ask(("welcome", "main-menu"), 1, 5000)
+
+
+def test_tracking_code_readback_repeats_on_9():
+    s = Script(HAPPY[:-1] + ["9", "9", ""])
+    s.run(make_call())
+    assert [a.prompts[0] for a in asks(s.actions)[-3:]] == ["filed-code-is"] * 3
+
+
+def test_office_is_taken_from_the_office_code_not_the_callers_province():
+    s = Script(["1", "210105", "1", "3", "2", "1", ""])
+    s.run(make_call(province="28"))
+    assert filed(s.actions)[0].province_code == "21"
+
+
+def test_unknown_office_code_is_said_unknown_and_asked_again():
+    s = Script(["1", "999999", "280101", "1", "4", "2", "1", ""])
+    s.run(make_call())
+    office_asks = [a for a in asks(s.actions) if "enter-office-code" in a.prompts]
+    assert office_asks[1].prompts == ("office-unknown", "enter-office-code")
+    assert filed(s.actions)[0].office_code == "280101"
+
+
+def test_star_then_agency_code_when_the_office_code_is_unknown():
+    s = Script(["1", "*", "555", "102", "1", "7", "2", "1", ""])
+    s.run(make_call())
+    ask_texts = [a.prompts for a in asks(s.actions)]
+    assert ("agency-unknown", "enter-agency-code") in ask_texts
+    draft = filed(s.actions)[0]
+    assert (draft.province_code, draft.agency_code, draft.office_code) == ("28", "102", None)
+
+
+def test_readback_then_2_reenters_the_office():
+    s = Script(["1", "280101", "2", "210105", "1", "5", "2", "1", ""])
+    s.run(make_call())
+    confirm = [a for a in asks(s.actions) if a.prompts[-1] == "confirm-or-reenter"]
+    assert confirm[0].prompts == ("you-selected", "agency-101", "office-number",
+                                  *(f"digits/{d}" for d in "280101"), "confirm-or-reenter")
+    assert filed(s.actions)[0].office_code == "210105"
+
+
+@pytest.mark.parametrize("key,code", [("1", "rules_not_transparent"), ("2", "decisions_not_transparent"),
+                                      ("3", "equipment_out_of_order"), ("4", "disrespect"),
+                                      ("5", "late_start_early_end"), ("6", "work_postponed"),
+                                      ("7", "employee_absent")])
+def test_each_of_the_seven_indicators(key, code):
+    s = Script(["1", "280101", "1", key, "2", "1", ""])
+    s.run(make_call())
+    assert filed(s.actions)[0].indicator_code == code
+
+
+def test_indicator_8_is_out_of_scope_counted_and_back_to_the_main_menu():
+    s = Script(["1", "280101", "1", "8", "-", "-", "-"])
+    end = s.run(make_call())
+    back = asks(s.actions)[4]
+    assert back.prompts == ("out-of-scope", "main-menu")
+    assert not filed(s.actions)
+    assert end.outcome == "out_of_scope"  # later failures do not hide the out-of-scope call
+
+
+def test_summary_2_starts_over_and_discards_the_recording():
+    s = Script(["1", "280101", "1", "4", "1", "2", "210105", "1", "3", "2", "1", ""])
+    s.run(make_call())
+    assert Discard("/rec/rec0.wav") in s.actions
+    draft = filed(s.actions)[0]
+    assert draft.office_code == "210105" and draft.recording is None
+
+
+def test_an_empty_recording_counts_as_none_and_its_file_is_removed():
+    s = Script(HAPPY, samples=0)
+    s.run(make_call())
+    assert Discard("/rec/rec0.wav") in s.actions
+    assert filed(s.actions)[0].recording is None
+    summary = [a for a in asks(s.actions) if a.prompts[0] == "summary"][0]
+    assert "summary-without-recording" in summary.prompts
+
+
+def test_record_action_uses_configured_limits():
+    s = Script(HAPPY)
+    s.run(make_call())
+    rec = [a for a in s.actions if isinstance(a, Record)][0]
+    assert rec == Record("/rec/rec0", "wav", 60000, 3, True)
+    assert s.actions[s.actions.index(rec) - 1] == Play(("record-after-beep",))
+
+
+@pytest.mark.parametrize("keys,lead", [(["", "", ""], "no-input"), (["5", "5", "5"], "invalid-key")])
+def test_three_failed_tries_end_politely(keys, lead):
+    s = Script(keys)
+    end = s.run(make_call())
+    assert end == Finish("failed_input", "28")
+    assert asks(s.actions)[1].prompts == (lead, "main-menu")
+    assert s.actions[-2] == Play(("goodbye-failure",))
+
+
+def test_failed_tries_go_to_the_operator_when_one_is_configured():
+    s = Script(["", "", ""])
+    end = s.run(make_call(operator=True))
+    assert end == Finish("failed_input", "28", next="operator")
+
+
+def test_0_reaches_the_operator_only_when_configured():
+    s = Script(["0"])
+    assert s.run(make_call(operator=True)) == Finish("operator", "28", next="operator")
+    assert "main-menu-operator" in s.actions[0].prompts
+    s = Script(["0", "0", "0"])
+    assert s.run(make_call(operator=False)).outcome == "failed_input"
+    assert "main-menu-operator" not in s.actions[0].prompts
+
+
+def test_9_repeats_the_menu_without_using_a_try():
+    s = Script(["9", "9", "", "", "9", ""])
+    s.run(make_call())
+    assert len(asks(s.actions)) == 6
+
+
+def test_missing_province_is_asked_for():
+    s = Script(["99", "26", "9", "-", "-", "-"])
+    s.run(make_call(province=None))
+    prompts = [a.prompts for a in asks(s.actions)]
+    assert prompts[0] == ("welcome", "enter-province")
+    assert prompts[1] == ("province-unknown", "enter-province")
+    assert prompts[2] == ("main-menu",)
+
+
+def test_inactive_province_is_told_and_the_call_ends():
+    s = Script([])
+    end = s.run(make_call(province="31"))
+    assert s.actions[0] == Play(("welcome", "province-inactive"))
+    assert end == Finish("province_inactive", "31")
+
+
+def test_followup_reads_status_and_outcome():
+    s = Script(["2", CODE], status=("resolved", "written_warning"))
+    end = s.run(make_call())
+    assert LookupStatus(CODE) in s.actions
+    assert Play(("status-resolved", "outcome-written_warning", "followup-goodbye")) in s.actions
+    assert end.outcome == "followup"
+
+
+def test_followup_rejects_a_mistyped_code_without_a_lookup_and_ends_after_three():
+    typo = CODE[:3] + CODE[4] + CODE[3] + CODE[5:]  # two neighbours swapped
+    s = Script(["2", typo, "12", "", ])
+    end = s.run(make_call())
+    assert not [a for a in s.actions if isinstance(a, LookupStatus)]
+    assert end == Finish("failed_input", "28")
+
+
+def test_followup_unknown_code_counts_as_wrong():
+    s = Script(["2", CODE, CODE, CODE], status=None)
+    end = s.run(make_call())
+    assert len([a for a in s.actions if isinstance(a, LookupStatus)]) == 3
+    assert end.outcome == "failed_input"
+
+
+def test_store_failure_is_not_read_as_a_code():
+    s = Script(HAPPY, filed=None)
+    end = s.run(make_call())
+    assert end.outcome == "system_error"
+    assert Play(("store-failed", "goodbye")) in s.actions
+    assert not [a for a in asks(s.actions) if a.prompts[0] == "filed-code-is"]
+
+
+def test_hangup_after_every_step_leaves_no_stray_recording():
+    full = Script(HAPPY)
+    full.run(make_call())
+    for k in range(len(full.actions)):
+        s = Script(HAPPY)
+        end = s.run(make_call(), hangup_after=k)
+        assert isinstance(end, Finish)
+        recorded = any(isinstance(a, Record) for a in s.actions)
+        submitted = any(isinstance(a, FileComplaint) for a in s.actions)
+        if recorded and not submitted:
+            assert Discard("/rec/rec0.wav") in s.actions, k
+        assert end.outcome == ("complaint_filed" if submitted else "abandoned"), k
+        assert len([a for a in s.actions if isinstance(a, Finish)]) == 1
+
+
+def test_menu_is_configuration(tmp_path):
+    text = open(load_menu().source, encoding="utf-8").read()
+    text = text.replace("timeout = 5.0", "timeout = 8.0").replace('"4" = "disrespect"', '"4" = "work_postponed"')
+    (tmp_path / "menu.toml").write_text(text, encoding="utf-8")
+    menu = load_menu(str(tmp_path / "menu.toml"), INDICATORS)
+    s = Script(["1", "280101", "1", "4", "2", "1", ""])
+    s.run(make_call(menu=menu))
+    assert asks(s.actions)[0].timeout_ms == 8000
+    assert filed(s.actions)[0].indicator_code == "work_postponed"
+
+
+def test_menu_with_an_unknown_indicator_is_refused(tmp_path):
+    text = open(load_menu().source, encoding="utf-8").read().replace('"4" = "disrespect"', '"4" = "rudeness"')
+    (tmp_path / "menu.toml").write_text(text, encoding="utf-8")
+    with pytest.raises(MenuError, match="rudeness"):
+        load_menu(str(tmp_path / "menu.toml"), INDICATORS)
+
+
+def test_tracking_codes_are_random_and_self_checking():
+    codes = {new_code() for _ in range(2000)}
+    assert len(codes) == 2000
+    assert all(is_well_formed(c) and len(c) == 10 for c in codes)
+    code = new_code()
+    for i in range(10):
+        wrong = code[:i] + str((int(code[i]) + 1) % 10) + code[i + 1:]
+        assert not is_well_formed(wrong)

@@ -65,7 +65,7 @@ def agi(ctx):
     from ivr.agi_script import run
 
     settings = load_settings(ctx)
-    setup_logging(settings, stream=None)  # stdout is the AGI channel; stderr goes to Asterisk's log
+    setup_logging(settings)  # stdout is the AGI channel; stderr (redacted) goes to Asterisk's log
     sys.exit(run(_backend(settings)))
 
 

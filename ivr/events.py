@@ -12,6 +12,7 @@ class Ask:
     prompts: tuple[str, ...]
     max_digits: int
     timeout_ms: int
+    step: str = ""  # the menu it belongs to; shown to operators as FAVAD_STEP
 
 
 @dataclass(frozen=True)

@@ -130,7 +130,7 @@ class Call:
         keys = self.menu.keys(name)
         tries, repeats = 0, 0
         while tries < self.menu.tries(name) and repeats < MAX_REPEATS:
-            event = yield Ask(lead + prompts, 1, self.menu.timeout_ms(name))
+            event = yield Ask(lead + prompts, 1, self.menu.timeout_ms(name), name)
             action = keys.get(event.digits[:1]) if event.digits else None
             if action == "operator" and not self.operator:
                 action = None
@@ -149,7 +149,7 @@ class Call:
         sec = self.menu.section(name)
         for _ in range(self.menu.tries(name)):
             event = yield Ask(lead + tuple(sec["prompts"]), int(sec["max_digits"]),
-                              self.menu.timeout_ms(name))
+                              self.menu.timeout_ms(name), name)
             if not event.digits:
                 lead = (self.menu.default("no_input"),)
                 continue
@@ -259,7 +259,7 @@ class Call:
         sec = self.menu.section("filed")
         prompts = tuple(sec["prompts"]) + digit_prompts(code) + tuple(sec["question"])
         for _ in range(MAX_REPEATS):
-            event = yield Ask(prompts, 1, self.menu.timeout_ms("filed"))
+            event = yield Ask(prompts, 1, self.menu.timeout_ms("filed"), "filed")
             if self.menu.keys("filed").get(event.digits) != "repeat":
                 break
         yield Play((self.menu.default("goodbye"),))
@@ -271,7 +271,7 @@ class Call:
         lead: tuple[str, ...] = ()
         for _ in range(self.menu.tries("followup")):
             event = yield Ask(lead + tuple(sec["prompts"]), int(sec["max_digits"]),
-                              self.menu.timeout_ms("followup"))
+                              self.menu.timeout_ms("followup"), "followup")
             lead = (sec["wrong"],) if event.digits else (self.menu.default("no_input"),)
             if not is_well_formed(event.digits):
                 continue

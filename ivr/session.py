@@ -67,6 +67,7 @@ class AgiSession:
         self.hungup = False
         self.missing_prompts: set[str] = set()
         self.finish: Finish | None = None
+        self.step = ""
         self._gen = self._drive()
 
     # ---- driver interface ---------------------------------------------------------------
@@ -161,6 +162,10 @@ class AgiSession:
         return chr(code) if code and code > 0 else ""
 
     def _ask(self, ask: Ask):
+        if ask.step and ask.step != self.step:
+            # visible to operators over AMI (manager.conf channelvars = FAVAD_STEP)
+            self.step = ask.step
+            yield from self._cmd(p.set_variable("FAVAD_STEP", ask.step))
         digits = ""
         for i, prompt in enumerate(ask.prompts):
             if i < len(ask.prompts) - 1:

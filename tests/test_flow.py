@@ -112,7 +112,7 @@ def test_happy_path_files_one_complaint_and_reads_the_code_back():
 def test_welcome_promises_anonymity_before_anything_else():
     s = Script(["9", "-", "-", "-"])
     s.run(make_call())
-    assert s.actions[0] == Ask(("welcome", "main-menu"), 1, 5000)
+    assert s.actions[0] == Ask(("welcome", "main-menu"), 1, 5000, "main")
 
 
 def test_tracking_code_readback_repeats_on_9():

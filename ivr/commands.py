@@ -55,13 +55,21 @@ async def _serve(backend, settings, host, port):
     click.echo(f"favad: FastAGI on agi://{host}:{port}/{settings.script} "
                f"(database {settings.db_url.split('://')[0]}); Ctrl-C or SIGTERM to stop", err=True)
     await server.serve_until(stop, settings.shutdown_grace)
+    if with_dispatch:
+        stop_dispatch.set()  # it hands back what it has not sent yet
+        await asyncio.to_thread(dispatcher.join, settings.shutdown_grace)
     click.echo("favad: stopped", err=True)
 
 
-@click.command()
+@click.command(context_settings={"ignore_unknown_options": True})
+@click.argument("args", nargs=-1)
 @click.pass_context
-def agi(ctx):
-    """Run one call as a classic AGI script on stdin/stdout (AGI(favad-agi))."""
+def agi(ctx, args):
+    """Run one call as a classic AGI script on stdin/stdout (AGI(favad-agi,<area code>)).
+
+    Asterisk passes the AGI arguments both on the command line and as agi_arg_N lines;
+    the lines are what the call uses.
+    """
     from ivr.agi_script import run
 
     settings = load_settings(ctx)

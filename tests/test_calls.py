@@ -1,0 +1,223 @@
+"""Whole calls: the FastAGI server and the classic AGI script against the Asterisk 22 peer,
+on SQLite and PostgreSQL, with real prompt audio and recordings on disk."""
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import os
+import sys
+from pathlib import Path
+
+import pytest
+from sqlalchemy import select
+
+from conftest import CALLER_NAME, CALLER_NUMBER, running_server
+from db.models import CallRecord, Complaint
+from pbxsim.caller import Caller
+from pbxsim.classic import run_agi
+from pbxsim.fastagi import run_call
+
+FILE_ONE = "1 280101# 1 4 2 1 -"          # new, office, confirm, disrespect, no recording, submit
+FILE_WITH_VOICE = "1 280101# 1 4 1 1 -"   # ... record a voice description
+
+
+def call(backend, keys="", args=("28",), script="favad", **kw):
+    """One call over FastAGI against a fresh server; (result, server)."""
+    async def scenario():
+        async with running_server(backend) as (server, port):
+            result = await run_call("127.0.0.1", port, script=script, args=args,
+                                    caller=Caller(keys, **{k: kw.pop(k) for k in ("speak", "hangup_at") if k in kw}),
+                                    sounds_dir=backend.settings.sounds_path, **kw)
+            return result, server
+    return asyncio.run(scenario())
+
+
+def complaints(backend):
+    with backend.Session() as s:
+        found = list(s.scalars(select(Complaint).order_by(Complaint.id)))
+        for c in found:  # load what the assertions read before the session closes
+            c.office, c.agency, c.province, c.indicator
+        return found
+
+
+def call_records(backend):
+    with backend.Session() as s:
+        return [r.outcome for r in s.scalars(select(CallRecord).order_by(CallRecord.id))]
+
+
+def spoken_code(played):
+    """The tracking code as the caller heard it: the digits after filed-code-is."""
+    i = played.index("favad/filed-code-is")
+    digits = []
+    for name in played[i + 1:]:
+        if not name.startswith("favad/digits/"):
+            break
+        digits.append(name[-1])
+    return "".join(digits)
+
+
+def test_a_complaint_filed_over_fastagi_is_stored_and_its_code_read_back(backend):
+    result, _ = call(backend, FILE_ONE)
+    (c,) = complaints(backend)
+    assert spoken_code(result.played) == c.tracking_code
+    assert (c.office.code, c.agency.code, c.province.area_code, c.indicator.code) == \
+        ("280101", "101", "28", "disrespect")
+    assert c.status == "received" and c.recording_path is None
+    assert call_records(backend) == ["complaint_filed"]
+    assert result.agistatus == "HANGUP"  # the IVR hung up itself after the goodbye
+    assert not result.leaked
+    assert result.commands[0] == "ANSWER"
+    assert result.commands[1] == 'SET VARIABLE CHANNEL(language) "fa"'
+    assert result.commands[-1] == "HANGUP"
+
+
+def test_voice_description_is_recorded_to_the_recordings_dir_under_a_random_name(backend):
+    result, _ = call(backend, FILE_WITH_VOICE, speak=True)
+    (c,) = complaints(backend)
+    path = Path(c.recording_path)
+    assert path.parent == backend.settings.recordings_path and path.suffix == ".wav"
+    assert path.exists() and path.stat().st_size > 44
+    assert CALLER_NUMBER not in path.name and len(path.stem) == 32
+    record = [cmd for cmd in result.commands if cmd.startswith("RECORD FILE")][0]
+    assert record == f"RECORD FILE {path.with_suffix('')} wav # 60000 0 BEEP s=3"
+
+
+def test_an_empty_recording_counts_as_none_and_is_removed(backend):
+    call(backend, FILE_WITH_VOICE, speak=False)
+    (c,) = complaints(backend)
+    assert c.recording_path is None
+    assert list(backend.settings.recordings_path.iterdir()) == []
+
+
+def test_hangup_after_every_step_leaves_nothing_half_written(backend):
+    full, _ = call(backend, FILE_WITH_VOICE, speak=True)
+    steps = len([c for c in full.commands if c.split(" ")[0] in ("STREAM", "GET", "WAIT", "RECORD")])
+    assert steps > 10
+    before = len(complaints(backend))
+    for n in range(1, steps + 1):
+        result, server = call(backend, FILE_WITH_VOICE, speak=True, hangup_at=n)
+        assert result.hungup_by_caller, n
+        assert result.closed_after_hangup and not result.leaked, n
+        assert not server.active, n
+    after = complaints(backend)
+    filed = [c for c in after[before:]]
+    # only the calls that got past "submit" filed a complaint, each with its recording
+    assert all(Path(c.recording_path).exists() for c in filed)
+    on_disk = set(backend.settings.recordings_path.iterdir())
+    assert on_disk == {Path(c.recording_path) for c in after}, "a stray recording was left"
+    outcomes = call_records(backend)[1:]
+    assert len(outcomes) == steps
+    assert set(outcomes) <= {"abandoned", "complaint_filed"}
+    assert outcomes.count("complaint_filed") == len(filed)
+
+
+def test_follow_up_reads_the_status(backend):
+    call(backend, FILE_ONE)
+    (c,) = complaints(backend)
+    result, _ = call(backend, f"2 {c.tracking_code}#")
+    assert "favad/status-received" in result.played
+    assert call_records(backend)[-1] == "followup"
+
+
+def test_follow_up_with_three_wrong_codes_ends_the_call(backend):
+    result, _ = call(backend, "2 1234567890# 1111111111# 42#")
+    assert result.played[-2:] == ["favad/tracking-code-wrong", "favad/goodbye-failure"]
+    assert call_records(backend) == ["failed_input"]
+
+
+def test_a_province_not_yet_live_is_told_so(backend):
+    result, _ = call(backend, "", args=("31",))
+    assert result.played == ["favad/welcome", "favad/province-inactive"]
+    assert call_records(backend) == ["province_inactive"]
+
+
+def test_missing_province_argument_is_asked(backend):
+    result, _ = call(backend, "26 2 -  -  -", args=())
+    assert "favad/enter-province" in result.played
+    assert call_records(backend) == ["failed_input"]
+
+
+def test_out_of_scope_goes_back_to_the_main_menu_and_is_counted(backend):
+    result, _ = call(backend, "1 280101# 1 8 - - -")
+    i = result.played.index("favad/out-of-scope")
+    assert result.played[i + 1] == "favad/main-menu"
+    assert call_records(backend) == ["out_of_scope"]
+    assert complaints(backend) == []
+
+
+def test_keys_typed_ahead_answer_the_question_being_played(backend):
+    result, _ = call(backend, "1280101#14 2 1 -")  # no pauses: every key barges in
+    assert len(complaints(backend)) == 1
+
+
+def test_operator_hand_off_returns_the_call_to_the_dialplan(backend):
+    backend.settings = dataclasses.replace(backend.settings, operator_queue="favad-operators")
+    result, _ = call(backend, "0")
+    assert result.variables.get("FAVAD_NEXT") == "operator"
+    assert result.agistatus == "SUCCESS" and "HANGUP" not in result.commands
+    assert call_records(backend) == ["operator"]
+
+
+def test_a_missing_prompt_file_does_not_strand_the_caller(backend, tmp_path):
+    import shutil
+
+    sounds = tmp_path / "sounds"
+    shutil.copytree(backend.settings.sounds_path, sounds)
+    (sounds / "fa/favad/welcome.wav").unlink()
+    backend.settings = dataclasses.replace(backend.settings, sounds_dir=str(sounds))
+    result, _ = call(backend, FILE_ONE)
+    assert len(complaints(backend)) == 1
+    assert result.agistatus == "FAILURE"  # as a real Asterisk reports a missing file
+
+
+def test_asterisk_closing_on_hangup_is_a_clean_end(backend):
+    result, server = call(backend, "1 280101#", agiexitonhangup=True)
+    assert result.hungup_by_caller and not server.active
+    assert call_records(backend) == ["abandoned"]
+
+
+def test_unknown_script_path_is_closed_without_a_command(backend):
+    result, _ = call(backend, FILE_ONE, script="other")
+    assert result.commands == []
+
+
+def test_a_peer_that_closes_mid_headers_does_not_freeze_the_server(backend):
+    async def scenario():
+        async with running_server(backend) as (server, port):
+            for _ in range(3):
+                r, w = await asyncio.open_connection("127.0.0.1", port)
+                w.write(b"agi_network: yes\nagi_network_scr")
+                await w.drain()
+                w.close()
+            return await asyncio.wait_for(
+                run_call("127.0.0.1", port, script="favad", args=("28",), caller=Caller(FILE_ONE),
+                         sounds_dir=backend.settings.sounds_path), 20)
+    result = asyncio.run(scenario())
+    assert spoken_code(result.played)
+
+
+def test_classic_agi_files_the_same_complaint_and_writes_nothing_identifying(backend):
+    s = backend.settings
+    env = {**os.environ, "FAVAD_DATABASE_URL": s.db_url, "FAVAD_DATA_DIR": s.data_dir,
+           "FAVAD_SOUNDS_DIR": s.sounds_path, "FAVAD_RECORDINGS_DIR": str(s.recordings_path),
+           "FAVAD_CALLER_HASH_KEY": s.caller_hash_key}
+    result = asyncio.run(run_agi([sys.executable, "-m", "cli", "agi"], args=("28",),
+                                 caller=Caller(FILE_ONE), sounds_dir=s.sounds_path, env=env,
+                                 callerid=CALLER_NUMBER, calleridname=CALLER_NAME))
+    (c,) = complaints(backend)
+    assert spoken_code(result.played) == c.tracking_code
+    assert CALLER_NUMBER.encode() not in result.stderr and b"9121234567" not in result.stderr
+    assert CALLER_NAME.encode() not in result.stderr
+
+
+def test_classic_agi_hangup_by_sighup(backend):
+    s = backend.settings
+    env = {**os.environ, "FAVAD_DATABASE_URL": s.db_url, "FAVAD_DATA_DIR": s.data_dir,
+           "FAVAD_SOUNDS_DIR": s.sounds_path, "FAVAD_RECORDINGS_DIR": str(s.recordings_path),
+           "FAVAD_CALLER_HASH_KEY": s.caller_hash_key}
+    result = asyncio.run(run_agi([sys.executable, "-m", "cli", "agi"], args=("28",),
+                                 caller=Caller(FILE_ONE, hangup_at=4), sounds_dir=s.sounds_path,
+                                 env=env))
+    assert result.hungup_by_caller and not result.leaked
+    assert complaints(backend) == []
+    assert call_records(backend) == ["abandoned"]

@@ -26,7 +26,8 @@ def make_engine(url: str, **kw) -> Engine:
         return engine
     if url.startswith("postgresql://"):
         url = "postgresql+psycopg://" + url[len("postgresql://"):]
-    return create_engine(url, pool_pre_ping=True, **kw)
+    # fail fast when the server is away: the IVR then journals instead of keeping a caller waiting
+    return create_engine(url, pool_pre_ping=True, connect_args={"connect_timeout": 3}, **kw)
 
 
 def make_sessionmaker(engine: Engine) -> sessionmaker:

@@ -3,6 +3,7 @@ unless its docstring says so."""
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import tomllib
 from pathlib import Path
 
@@ -25,6 +26,7 @@ from ivr.events import ComplaintDraft
 from ivr.tracking import new_code
 
 HERE = Path(__file__).parent
+log = logging.getLogger(__name__)
 
 
 def _toml(name: str) -> dict:
@@ -90,8 +92,13 @@ def directory(s: Session, today: dt.date) -> Directory:
     )
 
 
-def file_complaint(s: Session, draft: ComplaintDraft, now: dt.datetime, sla_hours: float) -> Complaint:
-    """Store a complaint with its first event under a fresh tracking code. Commits."""
+def file_complaint(s: Session, draft: ComplaintDraft, now: dt.datetime, sla_hours: float,
+                   code: str | None = None) -> Complaint:
+    """Store a complaint with its first event under a fresh tracking code. Commits.
+
+    ``code``: the code the caller already heard (a journal replay). Storing the same journaled
+    complaint twice returns the first; a code taken by another complaint is drawn again.
+    """
     province_id = s.scalar(select(Province.id).where(Province.area_code == draft.province_code))
     agency_id = s.scalar(select(Agency.id).where(Agency.code == draft.agency_code))
     office_id = (s.scalar(select(Office.id).where(Office.code == draft.office_code))
@@ -99,9 +106,16 @@ def file_complaint(s: Session, draft: ComplaintDraft, now: dt.datetime, sla_hour
     indicator_id = s.scalar(select(Indicator.id).where(Indicator.code == draft.indicator_code))
     if None in (province_id, agency_id, indicator_id) or (draft.office_code and office_id is None):
         raise LookupError("complaint refers to reference data that no longer exists")
+    if code is not None:
+        same = s.scalar(select(Complaint).where(Complaint.tracking_code == code))
+        if same is not None:
+            if (same.created_at, same.indicator_id, same.agency_id) == (now, indicator_id, agency_id):
+                return same  # replayed before: exactly once
+            log.error("a journaled tracking code was taken meanwhile; a new one is drawn")
+            code = None
     for _ in range(5):
         complaint = Complaint(
-            tracking_code=new_code(), created_at=now, province_id=province_id,
+            tracking_code=code or new_code(), created_at=now, province_id=province_id,
             agency_id=agency_id, office_id=office_id, indicator_id=indicator_id,
             status="received", recording_path=draft.recording,
             sla_due_at=now + dt.timedelta(hours=sla_hours),
@@ -113,6 +127,11 @@ def file_complaint(s: Session, draft: ComplaintDraft, now: dt.datetime, sla_hour
             return complaint
         except IntegrityError:  # a tracking code collided: draw again
             s.rollback()
+            if code is not None:  # or another replayer stored this very entry just now
+                same = s.scalar(select(Complaint).where(Complaint.tracking_code == code))
+                if same is not None and same.created_at == now and same.agency_id == agency_id:
+                    return same
+            code = None
     raise RuntimeError("could not draw a unique tracking code")
 
 

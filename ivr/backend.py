@@ -4,6 +4,7 @@ Blocking (SQLAlchemy, file system): the FastAGI server runs it in a thread pool.
 """
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import logging
 import os
@@ -11,6 +12,9 @@ import secrets
 import threading
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
+
+from sqlalchemy.exc import DBAPIError
 
 from config import Settings
 from db import store
@@ -18,6 +22,7 @@ from db.engine import make_engine, make_sessionmaker
 from ivr.anonymity import scrub
 from ivr.directory import Directory
 from ivr.events import (
+    ComplaintDraft,
     Discard,
     Done,
     FileComplaint,
@@ -27,8 +32,10 @@ from ivr.events import (
     StatusFound,
 )
 from ivr.flow import Call
+from ivr.journal import Journal
 from ivr.menu import Menu, load_menu
 from ivr.session import AgiSession
+from ivr.tracking import new_code
 
 log = logging.getLogger(__name__)
 DIRECTORY_TTL = 30.0  # seconds: a province switched on reaches new calls within this
@@ -55,18 +62,21 @@ class Backend:
         self.engine = engine or make_engine(settings.db_url)
         self.Session = make_sessionmaker(self.engine)
         self._key = settings.hash_key()
-        self._directory: Directory | None = None
-        self._directory_at = 0.0
         self._lock = threading.Lock()
+        self.journal = Journal(Path(settings.data_dir) / "journal")
         with self.Session() as s:
-            indicators = set(store.directory(s, utcnow().date()).indicators)
-        self.menu: Menu = load_menu(settings.menu_file or None, indicators)
+            self._directory = store.directory(s, utcnow().date())
+        self._directory_at = time.monotonic()
+        self.menu: Menu = load_menu(settings.menu_file or None, set(self._directory.indicators))
 
     def directory(self) -> Directory:
         with self._lock:
-            if self._directory is None or time.monotonic() - self._directory_at > DIRECTORY_TTL:
-                with self.Session() as s:
-                    self._directory = store.directory(s, utcnow().date())
+            if time.monotonic() - self._directory_at > DIRECTORY_TTL:
+                try:
+                    with self.Session() as s:
+                        self._directory = store.directory(s, utcnow().date())
+                except DBAPIError:  # keep answering calls with what we knew
+                    log.warning("database unavailable: using the reference data loaded earlier")
                 self._directory_at = time.monotonic()
             return self._directory
 
@@ -85,17 +95,13 @@ class Backend:
     def perform(self, action, ctx: CallContext):
         """Carry out one effect and return the event the flow expects back."""
         if isinstance(action, FileComplaint):
+            return self._file(action, ctx)
+        if isinstance(action, LookupStatus):
             try:
                 with self.Session() as s:
-                    complaint = store.file_complaint(s, action.draft, utcnow(), self.settings.sla_hours)
-            except Exception:
-                log.exception("storing a complaint failed")
-                return Filed(None)
-            ctx.filed.append(complaint.tracking_code)
-            return Filed(complaint.tracking_code)
-        if isinstance(action, LookupStatus):
-            with self.Session() as s:
-                found = store.complaint_status(s, action.tracking_code)
+                    found = store.complaint_status(s, action.tracking_code)
+            except DBAPIError:
+                return StatusFound("unavailable")
             return StatusFound(*found) if found else StatusFound(None)
         if isinstance(action, Discard):
             try:
@@ -106,12 +112,42 @@ class Backend:
                 log.warning("could not remove an unsubmitted recording: %s", e.strerror)
             return Done()
         if isinstance(action, Finish):
-            duration = int(round(time.monotonic() - ctx.started_mono))
+            call = {"started_at": ctx.started_at.isoformat(), "province_code": action.province_code,
+                    "outcome": action.outcome, "caller_hash": ctx.caller_hash, "period": ctx.period,
+                    "duration_s": int(round(time.monotonic() - ctx.started_mono))}
             try:
-                with self.Session() as s:
-                    store.record_call(s, ctx.started_at, action.province_code, action.outcome,
-                                      duration, ctx.caller_hash, ctx.period)
-            except Exception:
-                log.exception("recording the call's outcome failed")
+                self._apply("call", call)
+            except DBAPIError:
+                self.journal.write("call", call)
             return Done()
         raise TypeError(f"not an effect: {type(action).__name__}")
+
+    def _file(self, action: FileComplaint, ctx: CallContext) -> Filed:
+        """Store the complaint; with the database away, journal it: the caller's code holds."""
+        entry = {"draft": dataclasses.asdict(action.draft), "created_at": utcnow().isoformat(),
+                 "code": new_code()}
+        try:
+            code = self._apply("complaint", entry)
+        except DBAPIError as e:
+            self.journal.write("complaint", entry)
+            log.warning("database unavailable (%s): complaint journaled for replay", type(e).__name__)
+            code = entry["code"]
+        except Exception:
+            log.exception("storing a complaint failed")
+            return Filed(None)
+        ctx.filed.append(code)
+        return Filed(code)
+
+    def _apply(self, kind: str, entry: dict):
+        """Write one complaint or call record; the same function replays the journal."""
+        with self.Session() as s:
+            if kind == "complaint":
+                return store.file_complaint(
+                    s, ComplaintDraft(**entry["draft"]), dt.datetime.fromisoformat(entry["created_at"]),
+                    self.settings.sla_hours, code=entry["code"]).tracking_code
+            store.record_call(s, dt.datetime.fromisoformat(entry["started_at"]), entry["province_code"],
+                              entry["outcome"], entry["duration_s"], entry["caller_hash"], entry["period"])
+
+    def replay_journal(self) -> tuple[int, int]:
+        """Move what was journaled during a database outage into the database; (done, left)."""
+        return self.journal.replay(self._apply)

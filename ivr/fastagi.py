@@ -22,13 +22,15 @@ from ivr.session import Close, Command, Effect
 log = logging.getLogger(__name__)
 HEADER_TIMEOUT = 10.0  # seconds for Asterisk to send the headers (it sends them at once)
 REPLY_TIMEOUT = 600.0  # a RECORD FILE or a long GET DATA can legitimately take minutes
+JOURNAL_REPLAY_EVERY = 5.0
 
 
 class FastAgiServer(Application):
     def __init__(self, backend: Backend, script: str = "favad", max_connections: int = 4000,
-                 workers: int = 16):
+                 workers: int = 16, header_timeout: float = HEADER_TIMEOUT):
         super().__init__(loop=asyncio.get_running_loop())
         self.backend = backend
+        self.header_timeout = header_timeout
         self.script = script
         self.max_connections = max_connections
         self.active: set[asyncio.Task] = set()
@@ -38,7 +40,18 @@ class FastAgiServer(Application):
     async def start(self, host: str, port: int) -> asyncio.AbstractServer:
         self.server = await asyncio.start_server(self.handler, host, port,
                                                  limit=p.MAX_HEADER_BYTES)
+        self._replayer = asyncio.create_task(self._replay_journal())
         return self.server
+
+    async def _replay_journal(self) -> None:
+        """Complaints journaled during a database outage go in as soon as it is back."""
+        loop = asyncio.get_running_loop()
+        while True:
+            try:
+                await loop.run_in_executor(self.executor, self.backend.replay_journal)
+            except Exception:
+                log.exception("journal replay failed")
+            await asyncio.sleep(JOURNAL_REPLAY_EVERY)
 
     async def handler(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         task = asyncio.current_task()
@@ -59,7 +72,7 @@ class FastAgiServer(Application):
             await _close(writer)
 
     async def _serve(self, reader, writer) -> None:
-        block = await asyncio.wait_for(reader.readuntil(b"\n\n"), HEADER_TIMEOUT)
+        block = await asyncio.wait_for(reader.readuntil(b"\n\n"), self.header_timeout)
         headers = p.parse_headers(block[:-2])
         script = headers.get("agi_network_script", "").split("?", 1)[0].strip("/")
         if script != self.script:
@@ -82,6 +95,7 @@ class FastAgiServer(Application):
         """Serve until ``stop`` is set, then let calls in progress finish for ``grace`` seconds."""
         await stop.wait()
         self.server.close()
+        self._replayer.cancel()
         if self.active:
             log.info("waiting up to %.0f s for %d call(s) in progress", grace, len(self.active))
             _, pending = await asyncio.wait(set(self.active), timeout=grace)

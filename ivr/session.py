@@ -114,7 +114,7 @@ class AgiSession:
         except _Broken:
             for action in self.call.hangup():
                 if isinstance(action, Finish):
-                    self.finish = Finish("system_error", action.province, action.next)
+                    self.finish = Finish("system_error", action.province_code, action.next)
                     action = self.finish
                 yield Effect(action)
         yield Close()

@@ -1,0 +1,172 @@
+"""Bad input on the FastAGI port: each gets a clean close in bounded time and leaves the
+server serving; error replies Asterisk really sends end the call cleanly."""
+from __future__ import annotations
+
+import asyncio
+import os
+import time
+
+import pytest
+from sqlalchemy import select
+
+from conftest import running_server
+from db.models import CallRecord
+from pbxsim.caller import Caller
+from pbxsim.fastagi import run_call
+
+pytestmark = pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
+
+
+def headers(script="favad", name=b"Test", args=(b"28",)) -> bytes:
+    base = (b"agi_network: yes\nagi_network_script: " + script.encode() + b"\n"
+            b"agi_request: agi://127.0.0.1:4573/" + script.encode() + b"\n"
+            b"agi_channel: Local/128@favad-inbound-00000000;2\nagi_language: en\nagi_type: Local\n"
+            b"agi_uniqueid: 1795816935.1\nagi_version: 22.10.1\nagi_callerid: 09121234567\n"
+            b"agi_calleridname: " + name + b"\n")
+    return base + b"".join(b"agi_arg_%d: %s\n" % (i + 1, a) for i, a in enumerate(args)) + b"\n"
+
+
+async def raw_call(port, head: bytes, answer):
+    """Speak AGI by hand: ``answer(command)`` gives the reply bytes, or None to hang up (EOF)."""
+    r, w = await asyncio.open_connection("127.0.0.1", port)
+    w.write(head)
+    commands = []
+    try:
+        while True:
+            line = await asyncio.wait_for(r.readline(), 5)
+            if not line:
+                return commands, "closed by server"
+            commands.append(line.decode().rstrip("\n"))
+            reply = answer(commands[-1])
+            if reply is None:
+                return commands, "closed by us"
+            w.write(reply)
+    finally:
+        w.close()
+
+
+async def closed_within(reader, seconds) -> bool:
+    try:
+        return await asyncio.wait_for(reader.read(1 << 20), seconds) == b""
+    except ConnectionError:  # reset: closed with our unread bytes still in its buffer
+        return True
+    except asyncio.TimeoutError:
+        return False
+
+
+async def a_real_call_works(port, backend):
+    result = await run_call("127.0.0.1", port, script="favad", args=("28",), caller=Caller("- - -"),
+                            sounds_dir=backend.settings.sounds_path)
+    assert result.played[-1] == "favad/goodbye-failure" and not result.leaked
+
+
+def outcomes(backend):
+    with backend.Session() as s:
+        return [r.outcome for r in s.scalars(select(CallRecord).order_by(CallRecord.id))]
+
+
+@pytest.mark.parametrize("garbage", [os.urandom(4096), b"\x00" * 100 + b"\n\n", b"GET / HTTP/1.1\r\n\r\n",
+                                     b"agi_network: yes\nagi_network_scr"])
+def test_garbage_gets_a_clean_close_and_the_server_keeps_serving(backend, garbage):
+    async def scenario():
+        async with running_server(backend, header_timeout=0.5) as (server, port):
+            r, w = await asyncio.open_connection("127.0.0.1", port)
+            w.write(garbage)
+            await w.drain()
+            assert await closed_within(r, 3)
+            w.close()
+            await a_real_call_works(port, backend)
+            assert not server.active
+    asyncio.run(scenario())
+
+
+def test_headers_without_the_blank_line_are_dropped_after_the_header_timeout(backend):
+    async def scenario():
+        async with running_server(backend, header_timeout=0.5) as (server, port):
+            r, w = await asyncio.open_connection("127.0.0.1", port)
+            w.write(headers()[:-1])  # everything but the final blank line
+            start = time.monotonic()
+            assert await closed_within(r, 3)
+            assert time.monotonic() - start < 2
+            w.close()
+    asyncio.run(scenario())
+
+
+def test_a_one_megabyte_line_is_refused_at_once(backend):
+    async def scenario():
+        async with running_server(backend) as (server, port):
+            r, w = await asyncio.open_connection("127.0.0.1", port)
+            w.write(b"agi_network: " + b"x" * (1 << 20))
+            assert await closed_within(r, 3)
+            w.close()
+            await a_real_call_works(port, backend)
+    asyncio.run(scenario())
+
+
+def test_idle_connections_beyond_the_limit_are_refused_not_queued(backend):
+    async def scenario():
+        async with running_server(backend, max_connections=20, header_timeout=1.0) as (server, port):
+            idle = [await asyncio.open_connection("127.0.0.1", port) for _ in range(20)]
+            await asyncio.sleep(0.1)
+            r, w = await asyncio.open_connection("127.0.0.1", port)
+            assert await closed_within(r, 1), "the 21st connection should be closed at once"
+            await asyncio.sleep(1.5)  # the idle ones hit the header timeout
+            assert not server.active
+            await a_real_call_works(port, backend)
+            for _, iw in idle:
+                iw.close()
+    asyncio.run(scenario())
+
+
+def test_invalid_utf8_in_the_caller_name_does_not_break_the_call(backend):
+    async def scenario():
+        async with running_server(backend) as (_server, port):
+            return await raw_call(port, headers(name=b"\xff\xfe\xc3("), lambda c: b"200 result=0\n"
+                                  if not c.startswith("GET DATA") else b"200 result= (timeout)\n")
+    commands, how = asyncio.run(scenario())
+    assert commands[0] == "ANSWER" and commands[-1] == "HANGUP"
+    assert outcomes(backend) == ["failed_input"]
+
+
+@pytest.mark.parametrize("reply", [
+    b"510 Invalid or unknown command\n",
+    b"520-Invalid command syntax.  Proper usage follows:\nUsage text\n520 End of proper usage.\n",
+])
+def test_an_error_reply_ends_the_call_cleanly(backend, reply):
+    async def scenario():
+        async with running_server(backend) as (server, port):
+            out = await raw_call(port, headers(), lambda c: reply if c.startswith("GET DATA") else b"200 result=0\n")
+            await asyncio.sleep(0.2)
+            assert not server.active
+            return out
+    commands, how = asyncio.run(scenario())
+    assert how == "closed by server"
+    assert outcomes(backend) == ["system_error"]
+
+
+def test_eof_in_the_middle_of_a_command_is_a_hangup(backend):
+    async def scenario():
+        async with running_server(backend) as (server, port):
+            out = await raw_call(port, headers(), lambda c: None if c.startswith("GET DATA") else b"200 result=0\n")
+            await asyncio.sleep(0.2)
+            assert not server.active
+            return out
+    asyncio.run(scenario())
+    assert outcomes(backend) == ["abandoned"]
+
+
+def test_an_unsolicited_hangup_line_does_not_shift_the_replies(backend):
+    """panoramisk 1.4 reads the HANGUP line as the reply and is one behind from then on."""
+    def answer(cmd):
+        if cmd.startswith("GET DATA"):
+            return b"200 result=-1\n"
+        if cmd == "CHANNEL STATUS":
+            return b"HANGUP\n511 Command Not Permitted on a dead channel or intercept routine\n"
+        return b"200 result=0\n"
+
+    async def scenario():
+        async with running_server(backend) as (_server, port):
+            return await raw_call(port, headers(), answer)
+    commands, how = asyncio.run(scenario())
+    assert commands[-1] == "CHANNEL STATUS" and how == "closed by server"
+    assert outcomes(backend) == ["abandoned"]

@@ -14,7 +14,8 @@ contributes no context.
 
 Faults for tests: ``delays`` (an action answered late, or never), ``drop()`` (connection loss),
 ``split_non_ascii`` (a message with a Persian character is written in two TCP writes cut inside
-that character), ``reject_reload`` (Asterisk rejects the dialplan whatever it holds).
+that character), ``reject_reloads`` (the next N reloads find the files unparsable, as an Asterisk
+whose parser is stricter than ours would).
 """
 from __future__ import annotations
 
@@ -103,7 +104,7 @@ class AmiPeer:
         self.channels: list[SimChannel] = []
         self.queues: list[SimQueue] = []
         self.delays: dict[str, float] = {}  # action name (lower case) -> seconds; inf: never
-        self.reject_reload = False
+        self.reject_reloads = 0
         self.contexts: dict[str, list[dict]] = {}
         self.logins = 0
         self.actions: list[str] = []
@@ -308,12 +309,14 @@ class AmiPeer:
     def reload_dialplan(self) -> None:
         """pbx_config: read the files again; a file Asterisk cannot parse gives no context."""
         contexts: dict[str, list[dict]] = {}
+        rejected = self.reject_reloads > 0
+        self.reject_reloads -= rejected
         for path in self.dialplan_files:
             try:
                 text = path.read_text(encoding="utf-8")
             except (OSError, UnicodeDecodeError):
                 continue
-            parsed = None if self.reject_reload else _parse_extensions(text, path.name)
+            parsed = None if rejected else _parse_extensions(text, path.name)
             if parsed is not None:
                 contexts.update(parsed)
         self.contexts = contexts
@@ -362,7 +365,10 @@ class AmiPeer:
 
     async def emit(self, *pairs: tuple[str, object]) -> None:
         """An event to every logged-in session that asked for events."""
-        data = message(*pairs)
+        await self.emit_raw(message(*pairs))
+
+    async def emit_raw(self, data: bytes) -> None:
+        """Bytes (e.g. several events) to every session that asked for events, in one write."""
         for writer, session in list(self._sessions.items()):
             if session["user"] and session["events"] and not writer.is_closing():
                 await self._write(writer, data)

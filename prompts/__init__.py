@@ -1,1 +1,2 @@
-"""The audio prompts: built from the Persian catalog, checked against the menu."""
+"""The audio prompts: studio recordings converted, or stand-ins synthesized from the Persian
+catalog, into the Asterisk sounds directory for language fa; checked for missing and stale."""

@@ -1,21 +1,31 @@
-"""Build prompt audio for Asterisk (8 kHz, mono, 16-bit WAV) with pydub.
+"""Build the prompt audio into ``<sounds_dir>/fa/favad/``.
 
-``espeak`` speaks the Persian text with espeak-ng (a stand-in until recorded voice files
-arrive); ``tone`` writes a short tone whose length follows the text, for tests and machines
-without espeak-ng. Recorded files dropped into the same folder simply replace them.
+For each prompt id, in order of preference: the studio recording ``<recordings_dir>/<id>.<any>``
+(mp3, ogg, flac, m4a, wav ... anything ffmpeg reads), converted; else a stand-in synthesized from
+the Persian text, with espeak-ng (voice ``fa``) so a new deployment speaks from day one, or a
+``tone`` whose length follows the text (tests, machines without espeak-ng). A manifest beside
+the files remembers where each came from, so a new recording, a changed recording or a changed
+text makes the prompt stale and the next build redoes it.
 """
 from __future__ import annotations
 
+import hashlib
+import json
+import os
 import shutil
 import subprocess
 import tempfile
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
 from pydub import AudioSegment
 from pydub.generators import Sine
 
-EXTENSIONS = ("wav", "sln", "gsm", "ulaw", "alaw", "g722")
+from prompts.formats import PromptError, decode, file_for, telephone, write
+
+EXTENSIONS = ("wav", "sln", "gsm", "ulaw", "alaw", "g722")  # what Asterisk may find already
+MANIFEST = ".favad-prompts.json"
+NOT_AUDIO = {".txt", ".md", ".json", ".toml", ".pdf", ".doc", ".docx", ".sfk", ".pk", ".reapeaks"}
 
 
 def prompt_dir(sounds_dir: str, language: str = "fa") -> Path:
@@ -30,37 +40,112 @@ def existing(sounds_dir: str, prompt: str) -> Path | None:
     return None
 
 
-def _tone(text: str) -> AudioSegment:
+def missing(ids: Iterable[str], sounds_dir: str) -> list[str]:
+    return sorted(i for i in ids if existing(sounds_dir, i) is None)
+
+
+def recording_for(recordings_dir: str | None, prompt: str) -> Path | None:
+    """The studio recording of a prompt (the newest, if there are several)."""
+    if not recordings_dir:
+        return None
+    base = Path(recordings_dir) / prompt
+    if not base.parent.is_dir():
+        return None
+    found = [p for p in base.parent.glob(f"{base.name}.*")
+             if p.is_file() and p.stem == base.name and p.suffix.lower() not in NOT_AUDIO
+             and not p.name.startswith(".")]
+    return max(found, key=lambda p: p.stat().st_mtime) if found else None
+
+
+def fingerprint(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()[:16]
+
+
+def load_manifest(sounds_dir: str) -> dict[str, dict]:
+    try:
+        return json.loads((prompt_dir(sounds_dir) / MANIFEST).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+
+
+def _save_manifest(sounds_dir: str, manifest: dict) -> None:
+    path = prompt_dir(sounds_dir) / MANIFEST
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=".manifest.", dir=path.parent)
+    with os.fdopen(fd, "w", encoding="utf-8") as f:
+        json.dump(manifest, f, ensure_ascii=False, indent=1, sort_keys=True)
+    os.chmod(tmp, 0o644)
+    os.replace(tmp, path)
+
+
+def espeak_available() -> bool:
+    return shutil.which("espeak-ng") is not None
+
+
+def tone(text: str) -> AudioSegment:
     ms = min(200 + 20 * len(text), 3000)
-    return Sine(440).to_audio_segment(duration=ms, volume=-12)
+    return Sine(440, sample_rate=8000).to_audio_segment(duration=ms, volume=-12)
 
 
-def _espeak(text: str) -> AudioSegment:
-    with tempfile.NamedTemporaryFile(suffix=".wav") as tmp:
-        subprocess.run(["espeak-ng", "-v", "fa", "-s", "150", "-w", tmp.name, text],
-                       check=True, capture_output=True, timeout=60)
-        return AudioSegment.from_wav(tmp.name)
+def espeak(text: str) -> AudioSegment:
+    """The Persian text spoken by espeak-ng (voice fa), as 8 kHz mono."""
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp) / "speech.wav"
+        try:
+            subprocess.run(["espeak-ng", "-v", "fa", "-s", "150", "-w", str(out), text],
+                           check=True, capture_output=True, timeout=60)
+        except FileNotFoundError:
+            raise PromptError("espeak-ng is not installed (apt-get install espeak-ng)") from None
+        except subprocess.CalledProcessError as e:
+            raise PromptError(f"espeak-ng failed: {e.stderr.decode('utf-8', 'replace').strip()}") from None
+        return decode(out)
+
+
+SYNTH: dict[str, Callable[[str], AudioSegment]] = {"espeak": espeak, "tone": tone}
+
+
+def plan(prompt: str, text: str, recordings_dir: str | None, engine: str) -> tuple[str, str, Path | None]:
+    """(source, fingerprint, recording) for a prompt: its recording if there is one."""
+    rec = recording_for(recordings_dir, prompt)
+    if rec is not None:
+        return "recording", fingerprint(rec.read_bytes()), rec
+    return engine, fingerprint(text.encode()), None
+
+
+def up_to_date(sounds_dir: str, prompt: str, formats: tuple[str, ...], entry: dict | None,
+               source: str, fp: str, rec: Path | None) -> bool:
+    files = [file_for(prompt_dir(sounds_dir) / prompt, f) for f in formats]
+    if not all(f.exists() for f in files):
+        return False
+    if entry is None:  # put there by hand (or by an older build): leave it unless a recording came
+        return rec is None
+    if entry.get("source") != source or entry.get("fingerprint") != fp:
+        return False
+    return rec is None or rec.stat().st_mtime <= min(f.stat().st_mtime for f in files)
 
 
 def build(texts: dict[str, str], ids: Iterable[str], sounds_dir: str, engine: str = "auto",
-          force: bool = False, progress=None) -> tuple[int, str]:
-    """Write favad/<id>.wav for each id; (files written, engine used)."""
+          force: bool = False, progress=None, formats: Iterable[str] = ("wav",),
+          recordings_dir: str | None = None) -> tuple[int, str]:
+    """Write favad/<id>.<ext> for each id and format; (files written, synthesis engine used)."""
     if engine == "auto":
-        engine = "espeak" if shutil.which("espeak-ng") else "tone"
-    make = _espeak if engine == "espeak" else _tone
+        engine = "espeak" if espeak_available() else "tone"
+    if engine not in SYNTH:
+        raise PromptError(f"unknown engine {engine!r}: use auto, espeak or tone")
+    formats = tuple(formats)
+    manifest = load_manifest(sounds_dir)
     written = 0
     for prompt in ids:
         if progress:
             progress(prompt)
-        if not force and existing(sounds_dir, prompt):
+        text = texts.get(prompt, prompt)
+        source, fp, rec = plan(prompt, text, recordings_dir, engine)
+        if not force and up_to_date(sounds_dir, prompt, formats, manifest.get(prompt), source, fp, rec):
             continue
-        target = prompt_dir(sounds_dir) / f"{prompt}.wav"
-        target.parent.mkdir(parents=True, exist_ok=True)
-        audio = make(texts.get(prompt, prompt)).set_frame_rate(8000).set_channels(1).set_sample_width(2)
-        audio.export(target, format="wav")
-        written += 1
+        audio = telephone(decode(rec) if rec is not None else SYNTH[engine](text))
+        for fmt in formats:
+            write(audio, prompt_dir(sounds_dir) / prompt, fmt)
+            written += 1
+        manifest[prompt] = {"source": source, "fingerprint": fp, "formats": list(formats)}
+        _save_manifest(sounds_dir, manifest)
     return written, engine
-
-
-def missing(ids: Iterable[str], sounds_dir: str) -> list[str]:
-    return sorted(i for i in ids if existing(sounds_dir, i) is None)

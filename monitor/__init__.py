@@ -1,0 +1,1 @@
+"""`favad monitor`: the operators' live view of 128 (AMI for calls, the database for complaints)."""

@@ -1,0 +1,183 @@
+"""The generated dialplan: render, check, diff, deploy (a reload that succeeds, one that fails and
+is rolled back) and rollback, against the test AMI peer whose pbx_config reads the deployed
+file, on SQLite and PostgreSQL."""
+from __future__ import annotations
+
+import dataclasses
+import logging
+import shutil
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from cli import main
+from db.engine import make_engine, make_sessionmaker
+from dialplan import syntax
+from dialplan.check import check
+from dialplan.render import render, trunks, version_of
+from pbxsim.ami import AmiPeer, PeerThread
+from prompts.build import build
+from rollout.dates import today_in_tehran
+
+SECRET = "favad-test-secret"
+
+
+@pytest.fixture(autouse=True)
+def _root_logger_restored():
+    """The CLI sets up logging for the process; leave the test session's as it was."""
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
+    yield
+    root.handlers[:] = handlers
+    root.setLevel(level)
+
+
+def env_for(s, **extra) -> dict:
+    return {"FAVAD_DATABASE_URL": s.db_url, "FAVAD_DATA_DIR": s.data_dir,
+            "FAVAD_SOUNDS_DIR": s.sounds_path, "FAVAD_RECORDINGS_DIR": str(s.recordings_path),
+            "FAVAD_CALLER_HASH_KEY": s.caller_hash_key, "FAVAD_AMI_SECRET": SECRET,
+            "FAVAD_AMI_TIMEOUT": "2", "FAVAD_OPERATOR_QUEUE": "favad-operators",
+            "FAVAD_FASTAGI_URL": "agi://10.0.0.1:4573/favad", **extra}
+
+
+def own_sounds(settings, tmp_path) -> str:
+    """A copy of the session's prompts plus the dialplan's own, for tests that may change it."""
+    path = tmp_path / "sounds"
+    shutil.copytree(settings.sounds_path, path)
+    build({"service-unavailable": "سامانه در دسترس نیست"}, ["service-unavailable"], str(path), engine="tone")
+    return str(path)
+
+
+def rendered(settings) -> str:
+    engine = make_engine(settings.db_url)
+    with make_sessionmaker(engine)() as s:
+        text = render(settings, trunks(s, today_in_tehran()))
+    engine.dispose()
+    return text
+
+
+def cli(env, *args):
+    return CliRunner(mix_stderr=False).invoke(main, list(args), env=env)
+
+
+def test_render_gives_each_province_trunk_its_context_and_keeps_callers_out_of_records(migrated):
+    settings = dataclasses.replace(migrated, fastagi_url="agi://10.0.0.1:4573/favad",
+                                   fastagi_failover_url="agi://10.0.0.2:4573/favad",
+                                   classic_agi="favad-agi", operator_queue="favad-operators")
+    text = rendered(settings)
+    assert text == rendered(settings)  # same input, same bytes
+    plan = syntax.parse(text)
+    assert not plan.errors
+    inbound = {c: s for c, s in plan.contexts.items() if c.startswith("favad-inbound-")}
+    assert len(inbound) == 31
+    qazvin = inbound["favad-inbound-qazvin"]
+    assert [(s.exten, s.app, s.args) for s in qazvin] == [
+        ("128", "Set", "CDR_PROP(disable)=1"), ("128", "Set", "FAVAD_PROVINCE=28"),
+        ("128", "Goto", "favad-ivr,start,1")]
+    assert all(steps[0].args == "CDR_PROP(disable)=1" for steps in inbound.values())
+    ivr = plan.contexts["favad-ivr"]
+    agi = [s.args for s in ivr if s.app == "AGI"]
+    assert agi == ["agi://10.0.0.1:4573/favad,${FAVAD_PROVINCE}", "agi://10.0.0.2:4573/favad,${FAVAD_PROVINCE}",
+                   "favad-agi,${FAVAD_PROVINCE}"]
+    operator = [(s.app, s.args) for s in ivr if s.exten == "operator"]
+    queue_at = operator.index(("Queue", "favad-operators"))
+    before = [a for _, a in operator[:queue_at]]
+    assert "CALLERID(num)=128" in before and "CALLERID(ANI-num)=128" in before
+    assert "CALLERID(pres)=prohib" in before and "REDIRECTING(from-num)=" in before
+    assert version_of(text) and f"NoOp(favad dialplan {version_of(text)})" in text
+    assert "Isfahan (اصفهان), area code 31: not live yet" in text
+
+
+def test_check_reports_a_missing_prompt_until_it_is_built(migrated, tmp_path):
+    sounds = tmp_path / "sounds"
+    shutil.copytree(migrated.sounds_path, sounds)  # the IVR's prompts, not the dialplan's own
+    env = env_for(migrated, FAVAD_SOUNDS_DIR=str(sounds))
+    result = cli(env, "dialplan", "check")
+    assert result.exit_code == 1
+    assert "favad/service-unavailable has no wav file" in result.stdout
+    build({"service-unavailable": "سامانه در دسترس نیست"}, ["service-unavailable"], str(sounds), engine="tone")
+    assert cli(env, "dialplan", "check").exit_code == 0
+    result = cli({**env, "FAVAD_PROMPT_FORMATS": "wav,alaw"}, "dialplan", "check")
+    assert result.exit_code == 1
+    assert "favad/service-unavailable has no alaw file" in result.stdout
+    assert "IVR prompt favad/welcome has no alaw file" in result.stdout
+
+
+def test_check_finds_syntax_errors_and_jumps_to_nowhere(tmp_path):
+    text = "\n".join([
+        "[favad-ivr]",
+        "exten => start,1,Answer()",
+        " same => n,GotoIf($[\"${FAVAD_NEXT}\" = \"operator\"]?operator,1)",
+        " same => n,Goto(favad-elsewhere,s,1)",
+        " same => n,Playback(favad/welcome",
+        " same => 2,NoOp(again)",
+        "exten => unavailable,1,Playback(favad/no-such-prompt&favad/welcome)",
+        "[broken",
+        "this is not a dialplan line",
+    ])
+    (tmp_path / "fa" / "favad").mkdir(parents=True)
+    build({"welcome": "خوش آمدید"}, ["welcome"], str(tmp_path), engine="tone")
+    problems = check(text, str(tmp_path), ("wav",))
+    found = {(p.kind, p.line) for p in problems}
+    assert ("context", 3) in found  # operator,1 is not defined
+    assert ("context", 4) in found  # favad-elsewhere is not in the file
+    assert ("syntax", 5) in found and ("syntax", 6) in found
+    assert ("prompt", 7) in found and ("syntax", 8) in found and ("syntax", 9) in found
+    assert not any("favad/welcome" in p.message for p in problems)
+
+
+def test_deploy_reloads_and_confirms_then_a_failed_reload_is_rolled_back(migrated, tmp_path):
+    target = tmp_path / "asterisk" / "favad-128.conf"
+    peer = AmiPeer(dialplan_files=(str(target),))
+    with PeerThread(peer) as port:
+        env = env_for(migrated, FAVAD_SOUNDS_DIR=own_sounds(migrated, tmp_path),
+                      FAVAD_DIALPLAN_FILE=str(target), FAVAD_AMI_PORT=str(port))
+
+        first = cli(env, "dialplan", "diff")
+        assert first.exit_code == 1 and "+[favad-inbound-qazvin]" in first.stdout
+        deployed = cli(env, "dialplan", "deploy")
+        assert deployed.exit_code == 0, deployed.stdout + deployed.stderr
+        v1 = target.read_text(encoding="utf-8")
+        assert "Asterisk reloaded and runs it" in deployed.stdout and version_of(v1) in deployed.stdout
+        assert len(peer.contexts) == 32
+        assert peer.cli("dialplan show version@favad-ivr")[0]
+        assert cli(env, "dialplan", "diff").exit_code == 0
+
+        assert cli(env, "provinces", "activate", "31", "--on", "1404-07-01").exit_code == 0
+        change = cli(env, "dialplan", "diff")
+        assert change.exit_code == 1
+        assert "+; Isfahan (اصفهان), area code 31: live since 2025-09-23 (1404/07/01)" in change.stdout
+
+        peer.reject_reloads = 1  # Asterisk will not take the new file
+        failed = cli(env, "dialplan", "deploy")
+        assert failed.exit_code == 1
+        assert "rolled back" in failed.stderr.lower() and "live again" in failed.stderr
+        assert target.read_text(encoding="utf-8") == v1  # byte for byte
+        ok, lines = peer.cli("dialplan show version@favad-ivr")
+        assert ok and version_of(v1) in " ".join(lines)  # and Asterisk runs it again
+        assert not list(target.parent.glob("favad-128.conf.backups/*.conf"))
+
+        redeployed = cli(env, "dialplan", "deploy")
+        assert redeployed.exit_code == 0, redeployed.stderr
+        v2 = target.read_text(encoding="utf-8")
+        assert v2 != v1 and version_of(v2) in " ".join(peer.cli("dialplan show version@favad-ivr")[1])
+        assert len(list(target.parent.glob("favad-128.conf.backups/*.conf"))) == 1
+
+        back = cli(env, "dialplan", "rollback")
+        assert back.exit_code == 0, back.stderr
+        assert target.read_text(encoding="utf-8") == v1
+        assert version_of(v1) in " ".join(peer.cli("dialplan show version@favad-ivr")[1])
+        again = cli(env, "dialplan", "rollback")
+        assert again.exit_code == 1 and "no backup" in again.stderr
+
+
+def test_deploy_without_asterisk_changes_nothing(migrated, tmp_path):
+    target = tmp_path / "asterisk" / "favad-128.conf"
+    with PeerThread(AmiPeer()) as port:
+        pass  # nothing listens there any more
+    env = env_for(migrated, FAVAD_SOUNDS_DIR=own_sounds(migrated, tmp_path),
+                  FAVAD_DIALPLAN_FILE=str(target), FAVAD_AMI_PORT=str(port))
+    result = cli(env, "dialplan", "deploy")
+    assert result.exit_code == 1 and "cannot connect" in result.stderr
+    assert not Path(target).exists()

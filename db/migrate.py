@@ -9,6 +9,9 @@ from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 
 from db.models import Base
+import dispatch.models  # noqa: F401  (the dispatch tables belong to the same metadata)
+import accountability.models  # noqa: F401  (units' actions and report cards, too)
+import reports.models  # noqa: F401
 
 MIGRATIONS = Path(__file__).resolve().parent.parent / "migrations"
 

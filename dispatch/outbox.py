@@ -1,0 +1,203 @@
+"""The transactional outbox: messages are queued in the transaction that stores the complaint,
+claimed with a lease, and their end (sent, retried later, dead letter) recorded.
+
+Several dispatchers may share one PostgreSQL: a claim is one UPDATE over a ``FOR UPDATE SKIP
+LOCKED`` subquery, so two never take the same row; on SQLite the same UPDATE is atomic because
+SQLite has one writer at a time. A dispatcher that dies leaves its rows to be claimed again
+once their lease runs out, and every later write is fenced on ``claimed_by``.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import random
+
+from sqlalchemy import Connection, func, insert, or_, select, update
+from sqlalchemy.orm import Session
+
+from db.models import Complaint, ComplaintEvent
+from dispatch import hours, routing
+from dispatch.models import ComplaintRoute, InspectionUnit, OutboxMessage
+
+M = OutboxMessage
+T = OutboxMessage.__table__  # Core statements on the hot path: the ORM's bulk UPDATE costs ms
+OPEN_STATUSES = ("received", "forwarded")  # not yet taken up by a unit: escalation applies
+
+
+def backoff(tries: int, base: float, cap: float, rand=random.random) -> float:
+    """Seconds before try ``tries + 1``: doubling from ``base`` up to ``cap``, with jitter so
+    that messages failed together (a mail server restart) do not come back together."""
+    return min(cap, base * 2 ** max(tries - 1, 0)) * (0.5 + rand() / 2)
+
+
+# ---- queueing (inside the caller's transaction) ---------------------------------------------
+def enqueue_complaint(s: Session, complaint: Complaint, now: dt.datetime) -> None:
+    """Route a complaint being stored and queue its messages; the caller commits both."""
+    s.flush()  # the complaint's id
+    r = routing.route(routing.candidates(s, complaint.agency_id, complaint.province_id),
+                      complaint.agency_id, complaint.province_id)
+    route = ComplaintRoute(complaint_id=complaint.id)
+    s.add(route)
+    _apply(s, route, r, now)
+
+
+def _apply(s: Session, route: ComplaintRoute, r: routing.Route, now: dt.datetime) -> None:
+    """Record the route (a flag is for `favad outbox flagged`) and queue the unit's messages."""
+    route.unit_id = r.unit.id if r.unit else None
+    route.escalation_unit_id = r.escalation.id if r.escalation else None
+    route.flag = r.flag
+    # escalating to the office that already has it would only repeat the message
+    escalates = r.unit is not None and r.escalation is not None and r.escalation.id != r.unit.id
+    route.clock_from = hours.next_open(hours.parse(r.unit.hours), now) if escalates else None
+    if r.unit is not None:
+        queue(s, route.complaint_id, r.unit, "complaint", now)
+
+
+def queue(s: Session, complaint_id: int, unit: InspectionUnit, kind: str, now: dt.datetime) -> int:
+    """One message per contact of ``unit``; SMS waits for the unit's working hours."""
+    sms_at = hours.next_open(hours.parse(unit.hours), now)
+    for c in unit.contacts:
+        s.add(M(complaint_id=complaint_id, unit_id=unit.id, kind=kind, channel=c.channel,
+                recipient=c.address, status="pending", tries=0, created_at=now,
+                next_attempt_at=sms_at if c.channel == "sms" else now))
+    return len(unit.contacts)
+
+
+def reroute_unrouted(s: Session, now: dt.datetime) -> int:
+    """Route the complaints that found no unit, now that units exist; how many. No commit."""
+    done = 0
+    for route in list(s.scalars(select(ComplaintRoute).where(ComplaintRoute.flag == routing.UNROUTED))):
+        c = s.get(Complaint, route.complaint_id)
+        r = routing.route(routing.candidates(s, c.agency_id, c.province_id), c.agency_id, c.province_id)
+        if r.unit is not None:
+            _apply(s, route, r, now)
+            done += 1
+    s.flush()
+    return done
+
+
+# ---- claiming and recording -----------------------------------------------------------------
+def _claimable(now: dt.datetime, due_by: dt.datetime):
+    return (T.c.status == "pending", T.c.next_attempt_at <= due_by,
+            or_(T.c.lease_until.is_(None), T.c.lease_until < now))
+
+
+def claim(s: Session | Connection, worker: str, now: dt.datetime, lease: float, limit: int,
+          due_by: dt.datetime | None = None) -> list[int]:
+    """Take up to ``limit`` messages due by ``due_by`` (default now) for ``worker`` until
+    ``now + lease``. Commits."""
+    due_by = due_by or now
+    due = (select(T.c.id).where(*_claimable(now, due_by)).order_by(T.c.next_attempt_at, T.c.id)
+           .limit(limit).with_for_update(skip_locked=True))
+    ids = s.scalars(
+        update(T).where(T.c.id.in_(due), *_claimable(now, due_by))
+        .values(claimed_by=worker, lease_until=now + dt.timedelta(seconds=lease), tries=T.c.tries + 1)
+        .returning(T.c.id)).all()
+    s.commit()
+    return sorted(ids)
+
+
+def mark_sent(db: Session | Connection, sent: dict[int, str | None], worker: str,
+              now: dt.datetime) -> list[int]:
+    """Record accepted messages (id -> forward note) in one transaction; the ids recorded.
+
+    A note means the complaint was still 'received' when its message was claimed: the complaint
+    becomes 'forwarded' with a 'forwarded' event, once, whichever message gets there first.
+    Rows whose lease ran out and went to another dispatcher are fenced off by ``claimed_by``."""
+    if not sent:
+        return []
+    rows = db.execute(
+        update(T).where(T.c.id.in_(list(sent)), T.c.claimed_by == worker, T.c.status == "pending")
+        .values(status="sent", sent_at=now, lease_until=None, last_error=None)
+        .returning(T.c.id, T.c.complaint_id)).all()
+    notes = {cid: sent[mid] for mid, cid in rows if sent[mid]}
+    if notes:
+        C, E = Complaint.__table__, ComplaintEvent.__table__
+        # concurrent first messages: the row lock makes the later UPDATE match nothing
+        forwarded = db.scalars(update(C).where(C.c.id.in_(list(notes)), C.c.status == "received")
+                               .values(status="forwarded").returning(C.c.id)).all()
+        if forwarded:
+            db.execute(insert(E), [{"complaint_id": cid, "at": now, "kind": "forwarded",
+                                    "status": "forwarded", "actor": "dispatcher", "note": notes[cid]}
+                                   for cid in forwarded])
+    db.commit()
+    return [mid for mid, _ in rows]
+
+
+def mark_failed(s: Session | Connection, msg_id: int, worker: str, now: dt.datetime, permanent: bool,
+                error: str, max_tries: int, base: float, cap: float) -> str | None:
+    """Schedule the next try, or dead-letter the message; its new status. Commits."""
+    tries = s.scalar(select(T.c.tries).where(T.c.id == msg_id, T.c.claimed_by == worker,
+                                             T.c.status == "pending"))
+    if tries is None:
+        s.rollback()
+        return None
+    dead = permanent or tries >= max_tries
+    later = now + dt.timedelta(seconds=0 if dead else backoff(tries, base, cap))
+    s.execute(update(T).where(T.c.id == msg_id, T.c.claimed_by == worker)
+              .values(status="dead" if dead else "pending", lease_until=None, next_attempt_at=later,
+                      last_error=error[:500]))
+    s.commit()
+    return "dead" if dead else "pending"
+
+
+def release(s: Session | Connection, msg_id: int, worker: str) -> None:
+    """Give a claimed message back untried (the dispatcher is stopping). Commits."""
+    s.execute(update(T).where(T.c.id == msg_id, T.c.claimed_by == worker, T.c.status == "pending")
+              .values(lease_until=None, tries=T.c.tries - 1))
+    s.commit()
+
+
+def retry_dead(s: Session, now: dt.datetime, ids: list[int] | None = None) -> int:
+    """Put dead letters (all, or ``ids``) back in the queue with a fresh count. Commits."""
+    q = update(M).where(M.status == "dead")
+    if ids:
+        q = q.where(M.id.in_(ids))
+    n = s.execute(q.values(status="pending", tries=0, next_attempt_at=now, lease_until=None),
+                  execution_options={"synchronize_session": False}).rowcount
+    s.commit()
+    return n
+
+
+# ---- escalation and acknowledgement ---------------------------------------------------------
+def escalate_due(s: Session, now: dt.datetime, after: dt.timedelta, limit: int = 50) -> int:
+    """Queue the escalation of complaints not taken up within ``after``; each once. Commits."""
+    R = ComplaintRoute
+    due = (select(R.complaint_id).join(Complaint, Complaint.id == R.complaint_id)
+           .where(R.escalated_at.is_(None), R.acknowledged_at.is_(None),
+                  R.clock_from <= now - after, R.escalation_unit_id.is_not(None),
+                  Complaint.status.in_(OPEN_STATUSES))
+           .limit(limit).with_for_update(skip_locked=True, of=R))
+    ids = s.scalars(update(R).where(R.complaint_id.in_(due), R.escalated_at.is_(None))
+                    .values(escalated_at=now).returning(R.complaint_id),
+                    execution_options={"synchronize_session": False}).all()
+    for cid in ids:
+        route = s.get(R, cid)
+        unit = s.get(InspectionUnit, route.escalation_unit_id)
+        queue(s, cid, unit, "escalation", now)
+        status = s.scalar(select(Complaint.status).where(Complaint.id == cid))
+        s.add(ComplaintEvent(complaint_id=cid, at=now, kind="escalated", status=status,
+                             actor="dispatcher", note=f"not taken up in time: unit {unit.code}"))
+    s.commit()
+    return len(ids)
+
+
+def acknowledge(s: Session, tracking_code: str, unit_code: str, now: dt.datetime) -> str:
+    """A unit has taken the complaint up: no escalation, status 'under_review'. Commits."""
+    c = s.scalar(select(Complaint).where(Complaint.tracking_code == tracking_code))
+    if c is None:
+        raise LookupError(f"no complaint with tracking code {tracking_code!r}")
+    if s.scalar(select(InspectionUnit.id).where(InspectionUnit.code == unit_code)) is None:
+        raise LookupError(f"no inspection unit with code {unit_code!r}")
+    route = s.get(ComplaintRoute, c.id)
+    if route is not None and route.acknowledged_at is None:
+        route.acknowledged_at = now
+    if c.status in OPEN_STATUSES:
+        c.status = "under_review"
+    s.add(ComplaintEvent(complaint_id=c.id, at=now, kind="acknowledged", status=c.status,
+                         actor=f"unit {unit_code}"))
+    s.commit()
+    return c.status
+
+
+def counts(s: Session) -> dict[str, int]:
+    return dict(s.execute(select(M.status, func.count()).group_by(M.status)).tuples().all())

@@ -1,0 +1,204 @@
+"""The dispatcher: claim due messages, render and send each, record how it went; escalate what
+no unit took up in time. Runs as `favad dispatch` and, by default, inside `favad serve`."""
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import os
+import secrets
+import socket
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor, as_completed
+from dataclasses import dataclass
+
+from sqlalchemy import select
+from sqlalchemy.orm import aliased
+
+from config import Settings
+from db.engine import make_engine, make_sessionmaker
+from db.models import Agency, Complaint, Indicator, Office, Province
+from dispatch import channels as channel_registry
+from dispatch import outbox, render
+from dispatch.channels.base import PERMANENT, SENT, TEMPORARY, Mail, Result, Sms
+from dispatch.models import ComplaintRoute, InspectionUnit, OutboxMessage
+from web import links
+
+log = logging.getLogger(__name__)
+ESCALATION_EVERY = 1.0  # seconds between looks for complaints to escalate
+DB_DOWN_WAIT = 2.0
+GROUP, GROUP_SECONDS = 10, 0.05  # results committed together: at most this many, this long
+
+
+def utcnow() -> dt.datetime:
+    return dt.datetime.now(dt.timezone.utc)
+
+
+@dataclass(frozen=True)
+class Job:
+    id: int
+    channel: str
+    recipient: str
+    unit_code: str
+    notice: render.Notice
+    recording_path: str | None
+    first: bool  # the complaint was not yet forwarded when this was claimed
+
+
+class Dispatcher:
+    def __init__(self, settings: Settings, engine=None, worker: str | None = None):
+        self.settings = settings
+        self.engine = engine or make_engine(settings.db_url)
+        self.Session = make_sessionmaker(self.engine)
+        self.worker = worker or f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(2)}"
+        self.channels = channel_registry.make(settings)  # checks the settings before any work
+        # each sending thread keeps its own connections: a slow mail relay must not make
+        # every other message wait behind it
+        self._pool = ThreadPoolExecutor(max(1, settings.dispatch_concurrency), "dispatch-send")
+        self._local = threading.local()
+        self._open: list[dict] = [self.channels]
+        self._escalated_at = 0.0
+        self.sent = self.failed = 0
+
+    # ---- one round ----------------------------------------------------------------------
+    def run_once(self, stop: threading.Event | None = None, due_by: dt.datetime | None = None) -> int:
+        """Escalate what is due, then claim one batch (due by ``due_by``, default now) and send
+        it; how many were claimed."""
+        s = self.settings
+        with self.Session() as session:
+            if time.monotonic() - self._escalated_at >= ESCALATION_EVERY:
+                self._escalated_at = time.monotonic()
+                if n := outbox.escalate_due(session, utcnow(), dt.timedelta(hours=s.escalate_after_hours)):
+                    log.info("escalated %d complaints not taken up in time", n)
+            ids = outbox.claim(session, self.worker, utcnow(), s.dispatch_lease, s.dispatch_batch, due_by)
+            jobs = self._jobs(session, ids) if ids else []
+        # rendering is CPU work and stays here; the threads only wait on the network, so they
+        # hold the GIL little and the database round trips below are not starved of it
+        futures = {self._pool.submit(self._send, job, message, stop): job
+                   for job, message in ((job, self._render(job)) for job in jobs)}
+        sent: dict[int, str | None] = {}
+        oldest = 0.0
+        with self.engine.connect() as conn:  # Core: the ORM session costs more than the SQL here
+            for future in as_completed(futures):
+                job, result = futures[future], future.result()
+                if result is None:  # stopping: hand it back rather than let its lease run out
+                    outbox.release(conn, job.id, self.worker)
+                elif result.outcome == SENT:
+                    oldest = oldest or time.monotonic()
+                    sent[job.id] = f"{job.channel} to unit {job.unit_code}" if job.first else None
+                else:
+                    self._failed(conn, job, result)
+                # results are committed in small groups: fewer round trips, and a crash
+                # re-sends at most a group (the same Message-ID), never loses one
+                if len(sent) >= GROUP or (sent and time.monotonic() - oldest >= GROUP_SECONDS):
+                    self.sent += len(outbox.mark_sent(conn, sent, self.worker, utcnow()))
+                    sent, oldest = {}, 0.0
+            self.sent += len(outbox.mark_sent(conn, sent, self.worker, utcnow()))
+        return len(ids)
+
+    def _failed(self, conn, job: Job, result: Result) -> None:
+        s = self.settings
+        status = outbox.mark_failed(conn, job.id, self.worker, utcnow(), result.outcome == PERMANENT,
+                                    result.detail, s.dispatch_max_tries, s.dispatch_backoff_base,
+                                    s.dispatch_backoff_max)
+        self.failed += 1
+        log.warning("%s message %d to unit %s: %s (%s)", job.channel, job.id, job.unit_code,
+                    result.detail, "dead letter" if status == "dead" else "will retry")
+
+    def _render(self, job: Job) -> Mail | Sms | Result:
+        """The message to send, or a temporary failure if it cannot be prepared."""
+        s = self.settings
+        try:
+            if job.channel == "sms":
+                return Sms(job.recipient, render.sms_text(job.notice))
+            notice, rec = render.with_recording(job.notice, job.recording_path,
+                                                s.attachment_max_bytes, s.recording_url_base)
+            return Mail(s.mail_from, job.recipient,
+                        render.email_message(notice, job.recipient, s.mail_from, rec))
+        except Exception as e:  # a template or data bug must not stop the other messages
+            log.exception("preparing %s message %d failed", job.channel, job.id)
+            return Result(TEMPORARY, f"internal: {type(e).__name__}")
+
+    def _send(self, job: Job, message: Mail | Sms | Result,
+              stop: threading.Event | None = None) -> Result | None:
+        """Send one message (in a sending thread); None if stopping before it started."""
+        if stop is not None and stop.is_set():
+            return None
+        if isinstance(message, Result):
+            return message
+        return self._thread_channels()[job.channel].send(message)
+
+    def _thread_channels(self) -> dict:
+        channels = getattr(self._local, "channels", None)
+        if channels is None:
+            channels = self._local.channels = channel_registry.make(self.settings)
+            self._open.append(channels)
+        return channels
+
+    def _jobs(self, session, ids: list[int]) -> list[Job]:
+        M, U = OutboxMessage, InspectionUnit
+        First = aliased(InspectionUnit)
+        rows = session.execute(
+            select(M, Complaint, Indicator, Agency, Province, U, Office, ComplaintRoute, First.name_fa)
+            .join(Complaint, M.complaint_id == Complaint.id)
+            .join(Indicator, Complaint.indicator_id == Indicator.id)
+            .join(Agency, Complaint.agency_id == Agency.id)
+            .join(Province, Complaint.province_id == Province.id)
+            .join(U, M.unit_id == U.id)
+            .outerjoin(Office, Complaint.office_id == Office.id)
+            .outerjoin(ComplaintRoute, ComplaintRoute.complaint_id == Complaint.id)
+            .outerjoin(First, ComplaintRoute.unit_id == First.id)
+            .where(M.id.in_(ids)).order_by(M.id))
+        jobs = []
+        for m, c, ind, ag, pr, unit, office, route, first_fa in rows:
+            notice = render.Notice(
+                kind=m.kind, tracking_code=c.tracking_code, filed_at=c.created_at,
+                sla_due_at=c.sla_due_at, indicator_code=ind.code, indicator_fa=ind.name_fa,
+                agency_fa=ag.name_fa, province_fa=pr.name_fa, unit_fa=unit.name_fa,
+                first_unit_fa=first_fa or unit.name_fa,
+                office_code=office.code if office else None, office_fa=office.name_fa if office else None,
+                city_fa=office.city_fa if office else None,
+                flag=route.flag if route and m.kind == "complaint" else None,
+                action_url=links.url(self.settings, c.id, unit.id, utcnow()))
+            jobs.append(Job(m.id, m.channel, m.recipient, unit.code, notice, c.recording_path,
+                            c.status == "received"))
+        return jobs
+
+    # ---- loops --------------------------------------------------------------------------
+    def drain(self) -> int:
+        """Send what is due now, once each, and return how many were claimed (`--once`)."""
+        total, start = 0, utcnow()  # not what a failure here reschedules: that waits its turn
+        while n := self.run_once(due_by=start):
+            total += n
+        return total
+
+    def run(self, stop: threading.Event) -> None:
+        """Until ``stop`` is set: a full batch goes on at once, an empty outbox is polled."""
+        log.info("dispatcher %s started", self.worker)
+        while not stop.is_set():
+            try:
+                n = self.run_once(stop)
+            except Exception as e:  # the database is down or restarting: wait, never die
+                log.error("dispatcher round failed (%s: %s); retrying", type(e).__name__,
+                          str(e).splitlines()[0][:200] if str(e) else "")
+                stop.wait(DB_DOWN_WAIT)
+                continue
+            if n < self.settings.dispatch_batch:
+                stop.wait(self.settings.dispatch_poll)
+        self.close()
+        log.info("dispatcher %s stopped (%d sent, %d failed tries)", self.worker, self.sent, self.failed)
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=True)
+        for channels in self._open:
+            for channel in channels.values():
+                channel.close()
+
+
+def start_thread(settings: Settings) -> tuple[threading.Thread, threading.Event]:
+    """The dispatcher embedded in another process (`favad serve`); set the event to stop it."""
+    stop = threading.Event()
+    dispatcher = Dispatcher(settings)
+    thread = threading.Thread(target=dispatcher.run, args=(stop,), name="dispatcher", daemon=True)
+    thread.start()
+    return thread, stop

@@ -66,12 +66,15 @@ def db_upgrade(ctx):
 @click.pass_context
 @_guard
 def db_demo(ctx):
-    """Load the demo agencies and offices (idempotent)."""
+    """Load the demo agencies, offices and inspection units (idempotent)."""
     from db.store import load_demo
+    from dispatch.units import load_demo_units
 
     with _session(ctx) as s:
         agencies, offices = load_demo(s)
-    click.echo(f"demo data loaded: {agencies} agencies and {offices} offices added")
+        units = load_demo_units(s)
+    click.echo(f"demo data loaded: {agencies} agencies, {offices} offices and {units} inspection "
+               f"units added")
 
 
 def complaint_dict(c: Complaint) -> dict:
@@ -166,10 +169,13 @@ def provinces():
 @_guard
 def provinces_list(ctx, as_json):
     """List provinces with their area code and activation date."""
+    from ivr.backend import tehran_today
+
+    today = tehran_today()
     with _session(ctx) as s:
         rows = [{"area_code": p.area_code, "name_fa": p.name_fa, "name_en": p.name_en,
                  "activated_on": p.activated_on.isoformat() if p.activated_on else None,
-                 "active": p.activated_on is not None}
+                 "active": p.activated_on is not None and p.activated_on <= today}
                 for p in s.scalars(select(Province).order_by(Province.activated_on.is_(None),
                                                              Province.activated_on, Province.area_code))]
     _emit(rows, as_json, ["area_code", "name_fa", "name_en", "activated_on"])

@@ -128,6 +128,16 @@ class ComplaintEvent(Base):
     complaint: Mapped[Complaint] = relationship(back_populates="events")
 
 
+class ComplaintRating(Base):
+    """The caller's 1-5 rating of how a resolved complaint was handled: one per complaint."""
+
+    __tablename__ = "complaint_ratings"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    complaint_id: Mapped[int] = mapped_column(ForeignKey("complaints.id"), unique=True)
+    rating: Mapped[int] = mapped_column(Integer)
+    at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
+
+
 class CallRecord(Base):
     """One anonymous row per call: when, where, how it ended. No channel id, no number."""
 

@@ -45,6 +45,7 @@ def run(backend: Backend, stdin=None, stdout=None) -> int:
             continue
         reply = _read_reply(agi.stdin, replies, session)
         out = session.on_connection_lost() if reply is None else session.on_reply(reply)
+    backend.close()  # the call record is written before the process ends
     # no journal replay here: Asterisk waits for this process; `favad serve` or a cron'd
     # `favad journal replay` catches up after an outage
     return 0

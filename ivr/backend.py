@@ -12,13 +12,16 @@ import secrets
 import threading
 import time
 from dataclasses import dataclass, field
+from concurrent.futures import TimeoutError as FutureTimeout
 from pathlib import Path
 
 from sqlalchemy.exc import DBAPIError
 
 from config import Settings
+from presentation import TEHRAN
 from db import store
 from db.engine import make_engine, make_sessionmaker
+from db.writer import GroupWriter
 from ivr.anonymity import scrub
 from ivr.directory import Directory
 from ivr.events import (
@@ -29,6 +32,7 @@ from ivr.events import (
     Filed,
     Finish,
     LookupStatus,
+    RateComplaint,
     StatusFound,
 )
 from ivr.flow import Call
@@ -39,10 +43,16 @@ from ivr.tracking import new_code
 
 log = logging.getLogger(__name__)
 DIRECTORY_TTL = 30.0  # seconds: a province switched on reaches new calls within this
+WRITE_TIMEOUT = 10.0  # seconds a caller may wait for the database before the journal takes over
 
 
 def utcnow() -> dt.datetime:
     return dt.datetime.now(dt.timezone.utc)
+
+
+def tehran_today() -> dt.date:
+    """Activation dates are Tehran's days: a province goes live at local midnight."""
+    return utcnow().astimezone(TEHRAN).date()
 
 
 @dataclass
@@ -64,8 +74,11 @@ class Backend:
         self._key = settings.hash_key()
         self._lock = threading.Lock()
         self.journal = Journal(Path(settings.data_dir) / "journal")
+        self.writer = GroupWriter(self.Session, self._write)
+        self._ids: dict | None = None
+        self._ids_at = 0.0
         with self.Session() as s:
-            self._directory = store.directory(s, utcnow().date())
+            self._directory = store.directory(s, tehran_today())
         self._directory_at = time.monotonic()
         self.menu: Menu = load_menu(settings.menu_file or None, set(self._directory.indicators))
 
@@ -74,7 +87,7 @@ class Backend:
             if time.monotonic() - self._directory_at > DIRECTORY_TTL:
                 try:
                     with self.Session() as s:
-                        self._directory = store.directory(s, utcnow().date())
+                        self._directory = store.directory(s, tehran_today())
                 except DBAPIError:  # keep answering calls with what we knew
                     log.warning("database unavailable: using the reference data loaded earlier")
                 self._directory_at = time.monotonic()
@@ -103,6 +116,13 @@ class Backend:
             except DBAPIError:
                 return StatusFound("unavailable")
             return StatusFound(*found) if found else StatusFound(None)
+        if isinstance(action, RateComplaint):
+            entry = {"code": action.tracking_code, "rating": action.rating, "at": utcnow().isoformat()}
+            try:
+                self._apply("rating", entry)
+            except (DBAPIError, FutureTimeout) as e:
+                self._journal("rating", entry, e)
+            return Done()
         if isinstance(action, Discard):
             try:
                 os.remove(action.path)
@@ -115,10 +135,9 @@ class Backend:
             call = {"started_at": ctx.started_at.isoformat(), "province_code": action.province_code,
                     "outcome": action.outcome, "caller_hash": ctx.caller_hash, "period": ctx.period,
                     "duration_s": int(round(time.monotonic() - ctx.started_mono))}
-            try:
-                self._apply("call", call)
-            except DBAPIError:
-                self.journal.write("call", call)
+            # nobody waits for this one (a caller handed to the operator should not)
+            self.writer.submit("call", call).add_done_callback(
+                lambda f: f.exception() and self._journal("call", call, f.exception()))
             return Done()
         raise TypeError(f"not an effect: {type(action).__name__}")
 
@@ -127,10 +146,10 @@ class Backend:
         entry = {"draft": dataclasses.asdict(action.draft), "created_at": utcnow().isoformat(),
                  "code": new_code()}
         try:
-            code = self._apply("complaint", entry)
-        except DBAPIError as e:
-            self.journal.write("complaint", entry)
-            log.warning("database unavailable (%s): complaint journaled for replay", type(e).__name__)
+            code = self.writer.submit("complaint", entry).result(WRITE_TIMEOUT)
+        except (DBAPIError, FutureTimeout) as e:
+            # a write that still lands later carries the same code: replay then finds it stored
+            self._journal("complaint", entry, e)
             code = entry["code"]
         except Exception:
             log.exception("storing a complaint failed")
@@ -138,15 +157,35 @@ class Backend:
         ctx.filed.append(code)
         return Filed(code)
 
+    def _journal(self, kind: str, entry: dict, error: BaseException) -> None:
+        self.journal.write(kind, entry)
+        log.warning("database unavailable (%s): %s journaled for replay", type(error).__name__, kind)
+
+    def _write(self, s, kind: str, entry: dict):
+        """Add one complaint or call record to the writer's transaction (journal entries too)."""
+        ids = self.reference_ids(s)
+        if kind == "rating":
+            return store.add_rating(s, entry["code"], entry["rating"], dt.datetime.fromisoformat(entry["at"]))
+        if kind == "complaint":
+            return store.add_complaint(
+                s, ComplaintDraft(**entry["draft"]), dt.datetime.fromisoformat(entry["created_at"]),
+                self.settings.sla_hours, code=entry["code"], ids=ids).tracking_code
+        store.add_call_record(s, dt.datetime.fromisoformat(entry["started_at"]), entry["province_code"],
+                              entry["outcome"], entry["duration_s"], entry["caller_hash"], entry["period"],
+                              ids=ids)
+
+    def reference_ids(self, s) -> dict:
+        """Ids of the reference data, refreshed like the directory (new offices within a TTL)."""
+        if self._ids is None or time.monotonic() - self._ids_at > DIRECTORY_TTL:
+            self._ids, self._ids_at = store.reference_ids(s), time.monotonic()
+        return self._ids
+
     def _apply(self, kind: str, entry: dict):
-        """Write one complaint or call record; the same function replays the journal."""
-        with self.Session() as s:
-            if kind == "complaint":
-                return store.file_complaint(
-                    s, ComplaintDraft(**entry["draft"]), dt.datetime.fromisoformat(entry["created_at"]),
-                    self.settings.sla_hours, code=entry["code"]).tracking_code
-            store.record_call(s, dt.datetime.fromisoformat(entry["started_at"]), entry["province_code"],
-                              entry["outcome"], entry["duration_s"], entry["caller_hash"], entry["period"])
+        return self.writer.submit(kind, entry).result(WRITE_TIMEOUT)
+
+    def close(self) -> None:
+        """Write what is queued (call records nobody waited for)."""
+        self.writer.close()
 
     def replay_journal(self) -> tuple[int, int]:
         """Move what was journaled during a database outage into the database; (done, left)."""

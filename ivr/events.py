@@ -58,6 +58,14 @@ class LookupStatus:
 
 
 @dataclass(frozen=True)
+class RateComplaint:
+    """The caller's 1-5 rating of a resolved complaint (kept once per complaint)."""
+
+    tracking_code: str
+    rating: int
+
+
+@dataclass(frozen=True)
 class Finish:
     """End of the call: ``next`` is "hangup" or "operator" (hand back to the dialplan)."""
 
@@ -66,7 +74,7 @@ class Finish:
     next: str = "hangup"
 
 
-Action = Ask | Play | Record | Discard | FileComplaint | LookupStatus | Finish
+Action = Ask | Play | Record | Discard | FileComplaint | LookupStatus | RateComplaint | Finish
 
 
 # ---- events: a driver -> the flow --------------------------------------------------------
@@ -93,8 +101,9 @@ class Filed:
 
 @dataclass(frozen=True)
 class StatusFound:
-    status: str | None  # None: no such complaint
+    status: str | None  # None: no such complaint; "unavailable": the database is away
     outcome: str | None = None
+    rated: bool = False
 
 
 @dataclass(frozen=True)

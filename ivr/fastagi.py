@@ -17,6 +17,7 @@ from panoramisk.fast_agi import Application
 
 from ivr import protocol as p
 from ivr.backend import Backend
+from ivr.events import Finish
 from ivr.session import Close, Command, Effect
 
 log = logging.getLogger(__name__)
@@ -27,7 +28,7 @@ JOURNAL_REPLAY_EVERY = 5.0
 
 class FastAgiServer(Application):
     def __init__(self, backend: Backend, script: str = "favad", max_connections: int = 4000,
-                 workers: int = 16, header_timeout: float = HEADER_TIMEOUT):
+                 workers: int = 64, header_timeout: float = HEADER_TIMEOUT):
         super().__init__(loop=asyncio.get_running_loop())
         self.backend = backend
         self.header_timeout = header_timeout
@@ -84,7 +85,10 @@ class FastAgiServer(Application):
         out = session.start()
         while not isinstance(out, Close):
             if isinstance(out, Effect):
-                event = await loop.run_in_executor(self.executor, self.backend.perform, out.action, ctx)
+                if isinstance(out.action, Finish):  # only queues the call record: no thread hop
+                    event = self.backend.perform(out.action, ctx)
+                else:
+                    event = await loop.run_in_executor(self.executor, self.backend.perform, out.action, ctx)
                 out = session.on_effect(event)
                 continue
             writer.write(out.line.encode() + b"\n")
@@ -104,6 +108,7 @@ class FastAgiServer(Application):
             if pending:
                 await asyncio.wait(pending, timeout=5)
         self.executor.shutdown(wait=True)
+        self.backend.close()
 
 
 async def _read_reply(reader, replies: p.ReplyReader, session) -> p.Reply | None:

@@ -20,6 +20,7 @@ from ivr.events import (
     Finish,
     LookupStatus,
     Play,
+    RateComplaint,
     Record,
 )
 from ivr.menu import Menu
@@ -281,11 +282,27 @@ class Call:
             said = (f"status-{found.status}",)
             if found.outcome:
                 said += (f"outcome-{found.outcome}",)
-            yield Play(said + tuple(sec["then"]))
+            if found.status == "resolved" and not found.rated:
+                yield from self._rate(event.digits, said)
+            else:
+                yield Play(said + tuple(sec["then"]))
             yield Finish("followup", self.province)
             return
         yield Play((sec["wrong"], self.menu.default("failure")))
         yield Finish("failed_input", self.province)
+
+    def _rate(self, code: str, lead: tuple[str, ...]) -> Flow:
+        """Once resolved, the caller rates the handling 1-5 (the "quality" figure), once."""
+        sec = self.menu.section("rating")
+        lowest, highest = int(sec.get("lowest", 1)), int(sec.get("highest", 5))
+        for _ in range(self.menu.tries("rating")):
+            event = yield Ask(lead + tuple(sec["prompts"]), 1, self.menu.timeout_ms("rating"), "rating")
+            lead = (self.menu.default("no_input" if not event.digits else "invalid"),)
+            if event.digits.isdigit() and lowest <= int(event.digits) <= highest:
+                yield RateComplaint(code, int(event.digits))
+                yield Play((sec["thanks"],) + tuple(self.menu.section("followup")["then"]))
+                return
+        yield Play(tuple(self.menu.section("followup")["then"]))
 
     def _fail(self) -> Flow:
         """Tries ran out: the operator if there is one, else a polite goodbye."""

@@ -18,7 +18,7 @@ ACTIONS = {
     "filed": {"repeat"},
 }
 REQUIRED = ("defaults", "welcome", "province", "main", "office", "agency", "confirm_office",
-            "indicator", "recording", "summary", "filed", "followup")
+            "indicator", "recording", "summary", "filed", "followup", "rating")
 DIGITS = set("0123456789*#")
 
 
@@ -51,7 +51,7 @@ class Menu:
         ids: set[str] = set()
         for section in self.data.values():
             for key, value in section.items():
-                if key == "keys" or key in ("format", "unknown_key"):
+                if key == "keys" or key in ("format", "unknown_key", "lowest", "highest"):
                     continue
                 if isinstance(value, str) and not _is_number(value):
                     ids.add(value)

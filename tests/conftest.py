@@ -87,6 +87,7 @@ def backend(migrated):
 
     b = Backend(migrated)
     yield b
+    b.close()
     b.engine.dispose()
 
 

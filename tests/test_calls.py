@@ -221,3 +221,26 @@ def test_classic_agi_hangup_by_sighup(backend):
     assert result.hungup_by_caller and not result.leaked
     assert complaints(backend) == []
     assert call_records(backend) == ["abandoned"]
+
+
+def test_a_resolved_complaint_is_heard_with_its_outcome_and_rated_once(backend):
+    import datetime as dt
+
+    from db.models import ComplaintEvent, ComplaintRating
+
+    call(backend, FILE_ONE)
+    (c,) = complaints(backend)
+    with backend.Session() as s:  # what an inspection unit's resolution leaves behind
+        row = s.get(Complaint, c.id)
+        row.status, row.outcome = "resolved", "written_warning"
+        s.add(ComplaintEvent(complaint_id=c.id, at=dt.datetime.now(dt.timezone.utc), kind="resolved",
+                             status="resolved", actor="unit:test", note=None))
+        s.commit()
+    first, _ = call(backend, f"2 {c.tracking_code}# 4")
+    assert first.played[-4:] == ["favad/outcome-written_warning", "favad/rate-handling",
+                                 "favad/rating-thanks", "favad/followup-goodbye"]
+    again, _ = call(backend, f"2 {c.tracking_code}# 1")
+    assert "favad/rate-handling" not in again.played
+    backend.close()
+    with backend.Session() as s:
+        assert [r.rating for r in s.query(ComplaintRating)] == [4]

@@ -17,6 +17,7 @@ from ivr.events import (
     LookupStatus,
     Play,
     Played,
+    RateComplaint,
     Record,
     Recorded,
     StatusFound,
@@ -62,7 +63,7 @@ class Script:
             return Played()
         if isinstance(action, Record):
             return Recorded(self.samples)
-        if isinstance(action, Discard):
+        if isinstance(action, (Discard, RateComplaint)):
             return Done()
         if isinstance(action, FileComplaint):
             return Filed(self.filed)
@@ -243,12 +244,33 @@ def test_inactive_province_is_told_and_the_call_ends():
     assert end == Finish("province_inactive", "31")
 
 
-def test_followup_reads_status_and_outcome():
-    s = Script(["2", CODE], status=("resolved", "written_warning"))
+def test_followup_reads_status_and_outcome_then_asks_for_a_rating():
+    s = Script(["2", CODE, "4"], status=("resolved", "written_warning"))
     end = s.run(make_call())
     assert LookupStatus(CODE) in s.actions
-    assert Play(("status-resolved", "outcome-written_warning", "followup-goodbye")) in s.actions
+    rate = asks(s.actions)[-1]
+    assert rate.prompts == ("status-resolved", "outcome-written_warning", "rate-handling")
+    assert RateComplaint(CODE, 4) in s.actions
+    assert Play(("rating-thanks", "followup-goodbye")) in s.actions
     assert end.outcome == "followup"
+
+
+def test_a_rating_is_asked_once_per_complaint_and_only_1_to_5():
+    s = Script(["2", CODE], status=("resolved", "commendation", True))
+    s.run(make_call())
+    assert Play(("status-resolved", "outcome-commendation", "followup-goodbye")) in s.actions
+    s = Script(["2", CODE, "7", "0", ""], status=("resolved", "commendation", False))
+    s.run(make_call())
+    assert not [a for a in s.actions if isinstance(a, RateComplaint)]
+    assert [a.prompts[-2:] for a in asks(s.actions)[-3:]] == [
+        ("outcome-commendation", "rate-handling"), ("invalid-key", "rate-handling"),
+        ("invalid-key", "rate-handling")]
+
+
+def test_an_unresolved_complaint_is_not_rated():
+    s = Script(["2", CODE], status=("under_review", None))
+    s.run(make_call())
+    assert Play(("status-under_review", "followup-goodbye")) in s.actions
 
 
 def test_followup_rejects_a_mistyped_code_without_a_lookup_and_ends_after_three():

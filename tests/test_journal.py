@@ -59,6 +59,7 @@ def test_database_outage_mid_call_still_files_and_replays_once(proxied):
         async with running_server(backend) as (_server, port):
             sounds = backend.settings.sounds_path
             await run_call("127.0.0.1", port, args=("28",), caller=Caller("2 1234567894# -"), sounds_dir=sounds)
+            await asyncio.to_thread(backend.close)  # that call's record is written
             proxy.cut()  # the database goes away in the middle of the day
             during = await run_call("127.0.0.1", port, args=("28",), caller=Caller(FILE_ONE), sounds_dir=sounds)
             followup = await run_call("127.0.0.1", port, args=("28",), caller=Caller("2 1234567894#"),

@@ -52,7 +52,7 @@ def test_file_complaint_stores_utc_times_sla_and_first_event(migrated):
         assert back.created_at == NOW and back.created_at.tzinfo is not None
         assert back.sla_due_at == NOW + dt.timedelta(hours=3)
         assert [e.kind for e in back.events] == ["filed"]
-        assert complaint_status(s, c.tracking_code) == ("received", None)
+        assert complaint_status(s, c.tracking_code) == ("received", None, False)
         assert complaint_status(s, "0000000000") is None
     engine.dispose()
 

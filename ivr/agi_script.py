@@ -52,14 +52,10 @@ def run(backend: Backend, stdin=None, stdout=None) -> int:
 
 
 def _read_reply(stdin, replies: p.ReplyReader, session) -> p.Reply | None:
-    while True:
-        event = replies.next_event()
-        if isinstance(event, p.HangupNotice):
-            session.note_hangup()
-            continue
-        if event is not None:
-            return event
+    """As the FastAGI driver's, on a pipe: the reply, or None on EOF."""
+    while (reply := replies.next_reply(session.note_hangup)) is None:
         line = stdin.readline()
         if not line:
             return None
         replies.feed(line.encode() if isinstance(line, str) else line)
+    return reply

@@ -113,17 +113,12 @@ class FastAgiServer(Application):
 
 async def _read_reply(reader, replies: p.ReplyReader, session) -> p.Reply | None:
     """The reply to the command just sent; HANGUP lines on the way are noted. None on EOF."""
-    while True:
-        event = replies.next_event()
-        if isinstance(event, p.HangupNotice):
-            session.note_hangup()
-            continue
-        if event is not None:
-            return event
+    while (reply := replies.next_reply(session.note_hangup)) is None:
         data = await asyncio.wait_for(reader.read(4096), REPLY_TIMEOUT)
         if not data:
             return None
         replies.feed(data)
+    return reply
 
 
 async def _close(writer: asyncio.StreamWriter) -> None:

@@ -129,6 +129,17 @@ class ReplyReader:
             return parse_reply_line(line)
 
 
+    def next_reply(self, on_hangup) -> Reply | None:
+        """The next reply, calling ``on_hangup`` for each HANGUP line on the way; None when
+        more bytes are needed (both drivers read the same way, only their I/O differs)."""
+        while (event := self.next_event()) is not None:
+            if isinstance(event, HangupNotice):
+                on_hangup()
+                continue
+            return event
+        return None
+
+
 def quote(arg: str) -> str:
     """Quote one argument the way Asterisk's AGI argument parser reads it back."""
     return '"' + arg.replace("\\", "\\\\").replace('"', '\\"') + '"'

@@ -1,15 +1,47 @@
 """favad: the command line of 128. The front door only: each package brings its commands."""
 from __future__ import annotations
 
+import importlib
+
 import click
 
-from db.commands import agencies, complaints, db, offices, provinces
-from ivr.commands import agi, call, menu, serve
-from config.commands import config
-from prompts.commands import prompts
+# command -> "module:attribute"; a module is imported only when its command runs, so that a
+# classic AGI process (`favad agi`, one per call) starts without loading the whole system
+COMMANDS = {
+    "serve": "ivr.commands:serve",
+    "agi": "ivr.commands:agi",
+    "call": "ivr.commands:call",
+    "menu": "ivr.commands:menu",
+    "journal": "ivr.commands:journal",
+    "db": "db.commands:db",
+    "complaints": "accountability.commands:complaints",  # db's group, with ack/resolve/reassign
+    "provinces": "rollout.commands:provinces",  # db's group, with activate/deactivate added
+    "agencies": "db.commands:agencies",
+    "offices": "db.commands:offices",
+    "config": "config.commands:config",
+    "prompts": "prompts.commands:prompts",
+    "dispatch": "dispatch.commands:dispatch",
+    "outbox": "dispatch.commands:outbox",
+    "units": "dispatch.commands:units",
+    "dialplan": "dialplan.commands:dialplan",
+    "monitor": "monitor.commands:monitor",
+    "web": "web.commands:web",
+    "report": "reports.commands:report",
+}
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+class LazyGroup(click.Group):
+    def list_commands(self, ctx):
+        return sorted(COMMANDS)
+
+    def get_command(self, ctx, name):
+        if name not in COMMANDS:
+            return None
+        module, attr = COMMANDS[name].split(":")
+        return getattr(importlib.import_module(module), attr)
+
+
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("--config", "config_path", type=click.Path(dir_okay=False),
               help="TOML configuration file (default: $FAVAD_CONFIG, else ./favad.toml if present).")
 @click.pass_context
@@ -17,9 +49,6 @@ def main(ctx, config_path):
     """128, the administrative emergencies hotline."""
     ctx.params["config"] = config_path
 
-
-for command in (serve, agi, call, menu, db, complaints, provinces, agencies, offices, config, prompts):
-    main.add_command(command)
 
 if __name__ == "__main__":
     main()

@@ -13,7 +13,8 @@ import tomllib
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 
-SECRET_FIELDS = {"caller_hash_key"}
+SECRET_FIELDS = {"caller_hash_key", "smtp_password", "sms_api_key", "ami_secret"}
+SECRET_FIELDS |= {"link_keys"}  # the keys that sign the inspection units' links
 
 # environment variable -> settings field
 ENV = {
@@ -31,6 +32,54 @@ ENV = {
     "FAVAD_MAX_CONNECTIONS": "max_connections",
     "FAVAD_SHUTDOWN_GRACE": "shutdown_grace",
     "FAVAD_LOG_LEVEL": "log_level",
+    "FAVAD_SMTP_HOST": "smtp_host",
+    "FAVAD_SMTP_PORT": "smtp_port",
+    "FAVAD_SMTP_SECURITY": "smtp_security",
+    "FAVAD_SMTP_USER": "smtp_user",
+    "FAVAD_SMTP_PASSWORD": "smtp_password",
+    "FAVAD_SMTP_CA_FILE": "smtp_ca_file",
+    "FAVAD_SMTP_TIMEOUT": "smtp_timeout",
+    "FAVAD_MAIL_FROM": "mail_from",
+    "FAVAD_MAILDIR": "maildir",
+    "FAVAD_SMS_URL": "sms_url",
+    "FAVAD_SMS_API_KEY": "sms_api_key",
+    "FAVAD_SMS_SENDER": "sms_sender",
+    "FAVAD_SMS_TIMEOUT": "sms_timeout",
+    "FAVAD_SMS_FILE": "sms_file",
+    "FAVAD_DISPATCH_MAX_TRIES": "dispatch_max_tries",
+    "FAVAD_DISPATCH_BACKOFF_BASE": "dispatch_backoff_base",
+    "FAVAD_DISPATCH_BACKOFF_MAX": "dispatch_backoff_max",
+    "FAVAD_DISPATCH_LEASE": "dispatch_lease",
+    "FAVAD_DISPATCH_POLL": "dispatch_poll",
+    "FAVAD_DISPATCH_BATCH": "dispatch_batch",
+    "FAVAD_DISPATCH_CONCURRENCY": "dispatch_concurrency",
+    "FAVAD_DISPATCH_IN_SERVE": "dispatch_in_serve",
+    "FAVAD_ESCALATE_AFTER_HOURS": "escalate_after_hours",
+    "FAVAD_ATTACHMENT_MAX_BYTES": "attachment_max_bytes",
+    "FAVAD_RECORDING_URL_BASE": "recording_url_base",
+    "FAVAD_AMI_HOST": "ami_host",
+    "FAVAD_AMI_PORT": "ami_port",
+    "FAVAD_AMI_USERNAME": "ami_username",
+    "FAVAD_AMI_SECRET": "ami_secret",
+    "FAVAD_AMI_TIMEOUT": "ami_timeout",
+    "FAVAD_DIALPLAN_FILE": "dialplan_file",
+    "FAVAD_DIALPLAN_TEMPLATES": "dialplan_templates",
+    "FAVAD_DIALPLAN_EXTENSION": "dialplan_extension",
+    "FAVAD_FASTAGI_URL": "fastagi_url",
+    "FAVAD_FASTAGI_FAILOVER_URL": "fastagi_failover_url",
+    "FAVAD_CLASSIC_AGI": "classic_agi",
+    "FAVAD_PROMPT_FORMATS": "prompt_formats",
+    "FAVAD_PROMPT_RECORDINGS_DIR": "prompt_recordings_dir",
+    "FAVAD_LINK_KEYS": "link_keys",
+    "FAVAD_LINK_TTL_DAYS": "link_ttl_days",
+    "FAVAD_PUBLIC_URL": "public_url",
+    "FAVAD_WEB_HOST": "web_host",
+    "FAVAD_WEB_PORT": "web_port",
+    "FAVAD_WEB_IN_SERVE": "web_in_serve",
+    "FAVAD_OFFICE_CALENDAR": "office_calendar",
+    "FAVAD_ACK_TARGET_HOURS": "ack_target_hours",
+    "FAVAD_REPORT_RECIPIENTS": "report_recipients",
+    "FAVAD_REPORTS_DIR": "reports_dir",
 }
 
 
@@ -56,6 +105,57 @@ class Settings:
     log_level: str = "INFO"
     config_file: str = ""
     warnings: tuple[str, ...] = field(default=())
+    # forwarding to inspection units (dispatch/)
+    smtp_host: str = ""  # empty: each email is written to the local Maildir instead
+    smtp_port: int = 0  # 0: 587 for starttls, 465 for tls, 25 for none
+    smtp_security: str = "starttls"  # starttls | tls (implicit, "SMTPS") | none
+    smtp_user: str = ""  # empty: no login
+    smtp_password: str = ""
+    smtp_ca_file: str = ""  # empty: the system's CAs; else a PEM file (an in-house CA)
+    smtp_timeout: float = 30.0
+    mail_from: str = "noreply@favad.localhost"  # its domain also names the Message-IDs
+    maildir: str = ""  # empty: data_dir/maildir
+    sms_url: str = ""  # e.g. https://api.kavenegar.com; empty: SMS appended to sms_file
+    sms_api_key: str = ""
+    sms_sender: str = ""  # the provider's line number; empty: the account's default line
+    sms_timeout: float = 10.0
+    sms_file: str = ""  # empty: data_dir/sms.log
+    dispatch_max_tries: int = 15  # then the message is a dead letter (`favad outbox retry`)
+    dispatch_backoff_base: float = 30.0  # seconds before the 2nd try; doubles each try
+    dispatch_backoff_max: float = 1800.0
+    dispatch_lease: float = 120.0  # seconds a claimed message is a dispatcher's own
+    dispatch_poll: float = 0.2  # seconds between looks at an empty outbox
+    dispatch_batch: int = 20
+    dispatch_concurrency: int = 4  # messages one dispatcher has in flight (connections it holds)
+    dispatch_in_serve: int = 1  # 0: `favad serve` leaves the outbox to `favad dispatch`
+    escalate_after_hours: float = 1.0  # working time before a complaint not taken up escalates
+    attachment_max_bytes: int = 5_000_000  # larger voice descriptions go as a link
+    recording_url_base: str = ""  # where recordings are served, for those links; empty: no link
+    # operators and admins: AMI, the generated dialplan, prompt audio (ami/, dialplan/, prompts/)
+    ami_host: str = "127.0.0.1"
+    ami_port: int = 5038
+    ami_username: str = "favad"
+    ami_secret: str = ""
+    ami_timeout: float = 5.0  # seconds for any AMI action, the login included
+    dialplan_file: str = ""  # empty: data_dir/asterisk/favad-128.conf; on Asterisk /etc/asterisk/...
+    dialplan_templates: str = ""  # empty: the packaged dialplan/templates
+    dialplan_extension: str = "128"  # the number the province trunks deliver
+    fastagi_url: str = ""  # empty: agi://listen_host:listen_port/script
+    fastagi_failover_url: str = ""  # a second FastAGI server, tried when the first is unreachable
+    classic_agi: str = ""  # e.g. favad-agi (in agi-bin): the last resort after FastAGI
+    prompt_formats: str = "wav"  # comma-separated: wav, sln, alaw, ulaw, gsm
+    prompt_recordings_dir: str = ""  # studio recordings <prompt-id>.<any>; empty: data_dir/studio
+    # the inspection units' page, the figures and the reports (web/, accountability/, reports/)
+    link_keys: str = ""  # comma-separated, newest first (it signs, all verify); empty: data_dir/link-keys
+    link_ttl_days: float = 14.0  # how long a unit's link works after its message is sent
+    public_url: str = ""  # the page as units reach it, e.g. https://128.example.ir; empty: http://web_host:web_port
+    web_host: str = "127.0.0.1"
+    web_port: int = 8128
+    web_in_serve: int = 1  # 0: `favad serve` leaves the units' page to `favad web serve`
+    office_calendar: str = ""  # TOML with office hours and holidays; empty: accountability/calendar.toml
+    ack_target_hours: float = 1.0  # office hours from filing to a unit's acknowledgement
+    report_recipients: str = ""  # YAML: each agency's minister's office and inspection manager; empty: the demo file
+    reports_dir: str = ""  # empty: data_dir/reports
 
     @property
     def db_url(self) -> str:

@@ -8,6 +8,7 @@ import sys
 
 import click
 
+from config import ConfigError
 from config.cli import fail, load_settings, setup_logging
 
 log = logging.getLogger("favad")
@@ -29,25 +30,47 @@ def _backend(settings):
 @click.command()
 @click.option("--host", help="Address to listen on (default 127.0.0.1).")
 @click.option("--port", type=int, help="Port to listen on (default 4573).")
+@click.option("--dispatch/--no-dispatch", "with_dispatch", default=None,
+              help="Deliver complaints to the inspection units from this process too "
+                   "(default: the dispatch_in_serve setting, on).")
 @click.pass_context
-def serve(ctx, host, port):
+def serve(ctx, host, port, with_dispatch):
     """Run the FastAGI server that answers 128 calls."""
     settings = load_settings(ctx)
     setup_logging(settings)
     backend = _backend(settings)
     settings.recordings_path.mkdir(parents=True, exist_ok=True)
+    # the database writer thread must not hold the event loop off the GIL for 5 ms at a time
+    sys.setswitchinterval(0.0005)
+    if with_dispatch is None:
+        with_dispatch = bool(settings.dispatch_in_serve)
     try:
         asyncio.run(_serve(backend, settings, host or settings.listen_host,
-                           port or settings.listen_port))
+                           port or settings.listen_port, with_dispatch))
+    except ConfigError as e:  # the dispatcher's channels are misconfigured
+        fail(str(e), 2)
     except OSError as e:
         fail(f"cannot listen on {host or settings.listen_host}:{port or settings.listen_port}: {e.strerror}")
 
 
-async def _serve(backend, settings, host, port):
+async def _serve(backend, settings, host, port, with_dispatch=True):
     from ivr.fastagi import FastAgiServer
 
     server = FastAgiServer(backend, settings.script, settings.max_connections)
     await server.start(host, port)
+    if with_dispatch:  # a single process is a complete system: calls in, messages out
+        from dispatch.runner import start_thread
+
+        dispatcher, stop_dispatch = start_thread(settings)
+    web = None
+    if settings.web_in_serve:  # the units' page, where the links in the messages lead
+        from web.server import WebServer
+
+        try:
+            web = WebServer(settings).start()
+        except (OSError, ValueError) as e:  # calls matter more than the page: answer them anyway
+            log.error("units' page not started on %s:%s: %s", settings.web_host, settings.web_port,
+                      e.strerror if isinstance(e, OSError) else e)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -58,6 +81,8 @@ async def _serve(backend, settings, host, port):
     if with_dispatch:
         stop_dispatch.set()  # it hands back what it has not sent yet
         await asyncio.to_thread(dispatcher.join, settings.shutdown_grace)
+    if web is not None:
+        await asyncio.to_thread(web.stop)
     click.echo("favad: stopped", err=True)
 
 
@@ -147,3 +172,20 @@ def menu_check(ctx):
     if missing:
         fail(f"{m.source}: prompts without a text in the catalog: {', '.join(missing)}")
     click.echo(f"{m.source}: ok, {len(m.prompt_ids())} prompts")
+
+
+@click.group()
+def journal():
+    """The local journal of complaints taken while the database was away."""
+
+
+@journal.command("replay")
+@click.pass_context
+def journal_replay(ctx):
+    """Move journaled complaints and call records into the database (exactly once)."""
+    settings = load_settings(ctx)
+    setup_logging(settings)
+    done, left = _backend(settings).replay_journal()
+    click.echo(f"{done} journal entries stored, {left} left")
+    if left:
+        sys.exit(1)

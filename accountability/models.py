@@ -1,0 +1,18 @@
+"""The typed details of a unit's action, one row per event: which unit acted, the outcome of a
+resolution, the unit a complaint was forwarded to. Append-only, like the events themselves."""
+from __future__ import annotations
+
+from sqlalchemy import ForeignKey, String
+from sqlalchemy.orm import Mapped, mapped_column
+
+from db.models import Base
+import dispatch.models  # noqa: F401  (inspection_units, referred to below)
+
+
+class UnitAction(Base):
+    __tablename__ = "unit_actions"
+    event_id: Mapped[int] = mapped_column(ForeignKey("complaint_events.id"), primary_key=True)
+    complaint_id: Mapped[int] = mapped_column(ForeignKey("complaints.id"), index=True)
+    unit_id: Mapped[int | None] = mapped_column(ForeignKey("inspection_units.id"))  # None: the centre's staff
+    outcome: Mapped[str | None] = mapped_column(String(40))  # resolutions: see actions.OUTCOMES
+    to_unit_id: Mapped[int | None] = mapped_column(ForeignKey("inspection_units.id"))  # reassignments

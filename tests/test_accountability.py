@@ -1,0 +1,203 @@
+"""Office time across a night, a weekend and a holiday; the unit actions as append-only events
+on both databases; `favad complaints ack|resolve|reassign`."""
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+from click.testing import CliRunner
+from sqlalchemy import func, select
+
+from accountability import actions
+from accountability.calendar import CalendarError, load, parse
+from accountability.figures import MET, MISSED, PENDING, clocks, p90, share, timeline
+from accountability.models import UnitAction
+from db.engine import make_engine, make_sessionmaker
+from db.models import Complaint, ComplaintEvent
+from db.store import file_complaint
+from dispatch.models import ComplaintRoute, InspectionUnit, OutboxMessage
+from dispatch.units import load_demo_units
+from ivr.events import ComplaintDraft
+from presentation import TEHRAN
+
+# 1404-07-21 (Monday 13 October 2025) is a holiday in this calendar; the week is Sat-Wed 07-14
+CALENDAR = parse('hours = "sat-wed 07:00-14:00"\n[holidays]\n"1404-07-21" = "test holiday"\n')
+
+
+def tehran(*args) -> dt.datetime:
+    return dt.datetime(*args, tzinfo=TEHRAN)
+
+
+# ---- office time, by hand -------------------------------------------------------------------
+@pytest.mark.parametrize("start, end, minutes", [
+    (tehran(2025, 10, 11, 9, 0), tehran(2025, 10, 11, 10, 30), 90),      # same morning
+    (tehran(2025, 10, 11, 13, 30), tehran(2025, 10, 12, 8, 30), 30 + 90),  # across a night
+    (tehran(2025, 10, 15, 13, 0), tehran(2025, 10, 18, 8, 0), 60 + 60),    # Wed -> Sat: Thu, Fri off
+    (tehran(2025, 10, 12, 13, 0), tehran(2025, 10, 14, 9, 0), 60 + 120),   # Sun -> Tue over Monday's holiday
+    (tehran(2025, 10, 14, 20, 0), tehran(2025, 10, 15, 7, 30), 30),        # filed at night: clock starts at 07:00
+    (tehran(2025, 10, 16, 10, 0), tehran(2025, 10, 17, 12, 0), 0),         # all within a weekend
+    (tehran(2025, 10, 11, 10, 0), tehran(2025, 10, 11, 9, 0), 0),          # backwards
+    (tehran(2025, 10, 11, 7, 0), tehran(2025, 10, 18, 7, 0), 4 * 420),     # a week with a holiday
+])
+def test_office_minutes_count_only_open_hours(start, end, minutes):
+    assert CALENDAR.minutes(start, end) == minutes
+
+
+def test_deadlines_are_three_office_hours_later_skipping_nights_weekends_and_holidays():
+    def due(*start):
+        return CALENDAR.add(tehran(*start), 180).astimezone(TEHRAN).replace(tzinfo=None)
+
+    assert due(2025, 10, 11, 9, 0) == dt.datetime(2025, 10, 11, 12, 0)
+    assert due(2025, 10, 11, 13, 0) == dt.datetime(2025, 10, 12, 9, 0)     # night
+    assert due(2025, 10, 15, 12, 30) == dt.datetime(2025, 10, 18, 8, 30)   # weekend
+    assert due(2025, 10, 12, 13, 0) == dt.datetime(2025, 10, 14, 9, 0)     # holiday
+    assert due(2025, 10, 16, 22, 0) == dt.datetime(2025, 10, 18, 10, 0)    # filed on Thursday night
+    assert CALENDAR.add(tehran(2025, 10, 11, 9, 0), 0) == tehran(2025, 10, 11, 9, 0)
+
+
+def test_the_packaged_calendar_loads_and_bad_files_say_what_to_fix(tmp_path):
+    cal = load()
+    assert cal.spec == "sat-wed 07:00-14:00" and dt.date(2025, 3, 21) in cal.holidays  # 1404-01-01
+    for text, words in (("hours = 'mon-fri 9-17'", "cannot read working hours"),
+                        ('[holidays]\n"1404-13-01" = "x"', "not a date"),
+                        ("colour = 1", "unknown key"),
+                        ("hours = ", "not valid TOML")):
+        with pytest.raises(CalendarError, match=words):
+            parse(text)
+    with pytest.raises(CalendarError, match="not found"):
+        load(str(tmp_path / "missing.toml"))
+    always = parse('hours = "24/7"')
+    assert always.minutes(tehran(2025, 10, 16, 0, 0), tehran(2025, 10, 17, 0, 0)) == 1440
+
+
+def test_clocks_judge_the_sla_and_the_ack_target_and_leave_the_undecided_pending():
+    filed = tehran(2025, 10, 11, 13, 30)
+    t = timeline(1, filed, [(tehran(2025, 10, 12, 8, 30), "resolved", "fixed_on_spot"),
+                            (tehran(2025, 10, 11, 13, 45), "acknowledged", None)])
+    c = clocks(t, CALENDAR, 180, 60, tehran(2025, 10, 20, 0, 0))
+    assert (c.ack_minutes, c.resolve_minutes, c.sla, c.ack_target) == (15, 120, MET, MET)
+    assert t.outcome == "fixed_on_spot"
+    resolved_at_once = timeline(2, filed, [(tehran(2025, 10, 11, 13, 50), "resolved", "commendation")])
+    assert resolved_at_once.acknowledged_at == tehran(2025, 10, 11, 13, 50)
+    open_ = timeline(3, tehran(2025, 10, 15, 13, 0), [])
+    assert clocks(open_, CALENDAR, 180, 60, tehran(2025, 10, 18, 7, 59)).sla == PENDING  # 119 minutes
+    late = clocks(open_, CALENDAR, 180, 60, tehran(2025, 10, 18, 9, 1))
+    assert (late.sla, late.ack_target, late.resolve_minutes) == (MISSED, MISSED, None)
+
+
+def test_statistics_refuse_small_counts():
+    assert share(4, 4) is None and share(4, 5) == 80.0
+    assert p90([1, 2, 3, 4]) is None
+    assert p90([15, 20, 30, 40, 50, 120]) == 85.0  # linear between ranks: 50 + 0.5 * 70
+
+
+# ---- actions on a stored complaint, both databases -------------------------------------------
+@pytest.fixture
+def office(migrated):
+    engine = make_engine(migrated.db_url)
+    Session = make_sessionmaker(engine)
+    with Session() as s:
+        load_demo_units(s)
+    yield migrated, Session
+    engine.dispose()
+
+
+def _file(Session, now):
+    with Session() as s:
+        return file_complaint(s, ComplaintDraft("28", "101", "280101", "disrespect", None), now, 3)
+
+
+def _unit(s, code) -> InspectionUnit:
+    return s.scalar(select(InspectionUnit).where(InspectionUnit.code == code))
+
+
+def test_each_action_appends_one_event_with_its_actor_and_details(office):
+    _, Session = office
+    t0 = dt.datetime(2025, 10, 11, 6, 0, tzinfo=dt.timezone.utc)
+    c = _file(Session, t0)
+    with Session() as s:
+        c = s.get(Complaint, c.id)
+        unit = _unit(s, "p28-101")
+        me = actions.Actor.unit(unit)
+        assert actions.acknowledge(s, c, me, t0 + dt.timedelta(minutes=10)) is True
+        s.commit()
+        assert actions.acknowledge(s, c, me, t0 + dt.timedelta(minutes=20)) is False  # once
+        with pytest.raises(actions.ActionError) as e:
+            actions.resolve(s, c, me, "sacked", "", t0)
+        assert e.value.code == "bad_outcome"
+        actions.resolve(s, c, me, "manager_dismissed", "مدیر شعبه جابه‌جا شد", t0 + dt.timedelta(hours=2))
+        s.commit()
+        for act in (lambda: actions.resolve(s, c, me, "commendation", "", t0),
+                    lambda: actions.acknowledge(s, c, me, t0),
+                    lambda: actions.reassign(s, c, me, _unit(s, "hq-101"), "x", t0)):
+            with pytest.raises(actions.ActionError) as e:
+                act()
+            assert e.value.code == "resolved"
+        s.rollback()
+        events = s.execute(select(ComplaintEvent.kind, ComplaintEvent.status, ComplaintEvent.actor,
+                                  ComplaintEvent.note, UnitAction.unit_id, UnitAction.outcome)
+                           .outerjoin(UnitAction, UnitAction.event_id == ComplaintEvent.id)
+                           .where(ComplaintEvent.complaint_id == c.id).order_by(ComplaintEvent.id)).all()
+        assert [tuple(e) for e in events] == [
+            ("filed", "received", "ivr", None, None, None),
+            ("acknowledged", "under_review", "unit p28-101", None, unit.id, None),
+            ("resolved", "resolved", "unit p28-101", "مدیر شعبه جابه‌جا شد", unit.id, "manager_dismissed")]
+        assert s.get(ComplaintRoute, c.id).acknowledged_at == t0 + dt.timedelta(minutes=10)
+        assert (c.status, c.outcome) == ("resolved", "manager_dismissed")
+
+
+def test_a_forward_reroutes_requeues_and_restarts_the_escalation_clock(office):
+    _, Session = office
+    t0 = dt.datetime(2025, 10, 11, 6, 0, tzinfo=dt.timezone.utc)
+    c = _file(Session, t0)
+    with Session() as s:
+        c = s.get(Complaint, c.id)
+        first, hq = _unit(s, "p28-101"), _unit(s, "hq-101")
+        actions.acknowledge(s, c, actions.Actor.unit(first), t0)
+        with pytest.raises(actions.ActionError, match="say why"):
+            actions.reassign(s, c, actions.Actor.unit(first), hq, "  ", t0)
+        later = t0 + dt.timedelta(minutes=30)
+        actions.reassign(s, c, actions.Actor.unit(first), hq, "در حوزهٔ ستاد است", later)
+        s.commit()
+        route = s.get(ComplaintRoute, c.id)
+        assert (route.unit_id, route.acknowledged_at, route.clock_from) == (hq.id, None, later)
+        assert actions.responsible_units(s, c.id) == {hq.id}
+        assert c.status == "forwarded"
+        with pytest.raises(actions.ActionError) as e:
+            actions.reassign(s, c, actions.Actor.staff("ali"), hq, "again", later)
+        assert e.value.code == "same_unit"
+        # back to the first unit and on to headquarters again: its messages go again, once each
+        actions.reassign(s, c, actions.Actor.staff("ali"), first, "برگشت", later)
+        actions.reassign(s, c, actions.Actor.staff("ali"), hq, "دوباره ستاد", later)
+        s.commit()
+        rows = s.scalars(select(OutboxMessage).where(OutboxMessage.kind == "reassigned",
+                                                     OutboxMessage.complaint_id == c.id)).all()
+        assert sorted((m.recipient, m.status) for m in rows if m.unit_id == hq.id) == sorted(
+            (x.address, "pending") for x in hq.contacts)
+        assert s.scalar(select(func.count()).select_from(ComplaintEvent)
+                        .where(ComplaintEvent.kind == "reassigned")) == 3
+
+
+def test_complaints_ack_resolve_reassign_from_the_cli(office, monkeypatch):
+    from cli import main
+
+    settings, Session = office
+    c = _file(Session, dt.datetime.now(dt.timezone.utc))
+    env = {"FAVAD_DATABASE_URL": settings.db_url, "FAVAD_DATA_DIR": settings.data_dir}
+    run = CliRunner().invoke
+    r = run(main, ["complaints", "ack", c.tracking_code, "--unit", "p28-101"], env=env)
+    assert r.exit_code == 0 and "acknowledged" in r.output, r.output
+    r = run(main, ["complaints", "reassign", c.tracking_code, "--to", "hq-101", "--reason", "ستاد"], env=env)
+    assert r.exit_code == 0 and "forwarded to unit hq-101" in r.output, r.output
+    r = run(main, ["complaints", "resolve", c.tracking_code, "--outcome", "commendation", "--note", "خوب"], env=env)
+    assert r.exit_code == 0 and "resolved" in r.output, r.output
+    r = run(main, ["complaints", "resolve", c.tracking_code, "--outcome", "commendation"], env=env)
+    assert r.exit_code == 1 and "resolved already" in r.output and "Traceback" not in r.output
+    r = run(main, ["complaints", "ack", "0000000000"], env=env)
+    assert r.exit_code == 1 and "no complaint" in r.output
+    r = run(main, ["complaints", "reassign", c.tracking_code, "--to", "nowhere", "--reason", "x"], env=env)
+    assert r.exit_code == 1 and "no inspection unit" in r.output
+    with Session() as s:
+        actors = s.scalars(select(ComplaintEvent.actor).where(ComplaintEvent.complaint_id == c.id)
+                           .order_by(ComplaintEvent.id)).all()
+    assert actors[0] == "ivr" and actors[1] == "unit p28-101" and all(a.startswith("staff ") for a in actors[2:])

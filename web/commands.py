@@ -1,0 +1,91 @@
+"""`favad web serve|link|rotate-key`: the units' page and its signed links."""
+from __future__ import annotations
+
+import datetime as dt
+import signal
+import threading
+
+import click
+from sqlalchemy import select
+
+from config.cli import fail, load_settings, setup_logging
+from db.commands import _guard, _session
+
+
+@click.group()
+def web():
+    """The inspection units' page and its signed links."""
+
+
+@web.command("serve")
+@click.option("--host", help="Address to listen on (default: the web_host setting).")
+@click.option("--port", type=int, help="Port to listen on (default: the web_port setting).")
+@click.pass_context
+def web_serve(ctx, host, port):
+    """Serve the units' page until SIGTERM (`favad serve` also runs it, unless web_in_serve = 0)."""
+    from accountability.calendar import CalendarError
+    from web.server import WebServer
+
+    settings = load_settings(ctx)
+    setup_logging(settings)
+    try:
+        server = WebServer(settings, host, port)
+    except CalendarError as e:
+        fail(str(e), 2)
+    except OSError as e:
+        fail(f"cannot listen on {host or settings.web_host}:{port or settings.web_port}: {e.strerror}")
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop.set())
+    server.start()
+    click.echo(f"favad: units' page on http://{server.host}:{server.port} (links point to "
+               f"{_base(settings)}); Ctrl-C or SIGTERM to stop", err=True)
+    stop.wait()
+    server.stop()
+
+
+def _base(settings) -> str:
+    from web.links import base_url
+
+    return base_url(settings)
+
+
+@web.command("link")
+@click.argument("code")
+@click.option("--unit", "unit_code", required=True, help="The inspection unit the link is for.")
+@click.pass_context
+@_guard
+def web_link(ctx, code, unit_code):
+    """Print a fresh link for a unit to a complaint (when its link expired, say)."""
+    from accountability.actions import ActionError, find, responsible_units
+    from dispatch.models import InspectionUnit
+    from web.links import url
+
+    settings = load_settings(ctx)
+    with _session(ctx) as s:
+        try:
+            c = find(s, code)
+        except ActionError as e:
+            fail(str(e))
+        unit = s.scalar(select(InspectionUnit).where(InspectionUnit.code == unit_code))
+        if unit is None:
+            fail(f"no inspection unit with code {unit_code!r}")
+        if unit.id not in responsible_units(s, c.id):
+            click.echo(f"favad: note: unit {unit.code} is not responsible for {c.tracking_code} "
+                       f"now; the link will say so", err=True)
+        click.echo(url(settings, c.id, unit.id, dt.datetime.now(dt.timezone.utc)))
+
+
+@web.command("rotate-key")
+@click.pass_context
+def web_rotate_key(ctx):
+    """Sign new links with a new key; links signed with the last older keys keep working."""
+    from web.links import key_file, rotate
+
+    settings = load_settings(ctx)
+    try:
+        n = rotate(settings)
+    except ValueError as e:
+        fail(str(e))
+    click.echo(f"new signing key in {key_file(settings)}; {n} keys accepted (no restart needed: "
+               f"the file is read for every link)")

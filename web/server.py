@@ -1,0 +1,45 @@
+"""The units' page on waitress, in a thread of its own: `favad web serve` and `favad serve`."""
+from __future__ import annotations
+
+import logging
+import threading
+
+from waitress import create_server
+from waitress import wasyncore
+
+from config import Settings
+from web.app import UnitsPage
+
+log = logging.getLogger(__name__)
+
+
+class WebServer:
+    """A waitress server bound at construction (so a busy port fails at once), run in a
+    thread, stopped with ``stop``."""
+
+    def __init__(self, settings: Settings, host: str | None = None, port: int | None = None,
+                 app=None, threads: int = 4):
+        self.app = app or UnitsPage(settings)
+        # no access log: the path holds the unit's token; waitress logs only its own errors
+        self.server = create_server(self.app, host=host or settings.web_host,
+                                    port=settings.web_port if port is None else port,
+                                    threads=threads, ident="favad", asyncore_loop_timeout=0.2,
+                                    clear_untrusted_proxy_headers=True)
+        self.host, self.port = self.server.getsockname()[:2]
+        self.thread = threading.Thread(target=self.server.run, name="web", daemon=True)
+
+    def start(self) -> "WebServer":
+        self.thread.start()
+        log.info("units' page on http://%s:%s", self.host, self.port)
+        return self
+
+    def stop(self, timeout: float = 5.0) -> None:
+        """Close the sockets from inside the server's own loop (closing them from this thread
+        would pull them from under its select), let it end, then finish the requests."""
+        if self.thread.is_alive():
+            self.server.trigger.pull_trigger(lambda: wasyncore.close_all(self.server._map))
+            self.thread.join(timeout)
+        else:
+            wasyncore.close_all(self.server._map)
+        self.server.task_dispatcher.shutdown(timeout=timeout)
+        self.app.engine.dispose()

@@ -107,7 +107,8 @@ def reference_ids(s: Session) -> dict[tuple[str, str], int]:
 
 
 def add_complaint(s: Session, draft: ComplaintDraft, now: dt.datetime, sla_hours: float,
-                  code: str | None = None, ids: dict | None = None) -> Complaint:
+                  code: str | None = None, ids: dict | None = None,
+                  sla_due_at: dt.datetime | None = None) -> Complaint:
     """Add a complaint, its first event and its outgoing messages to the session (no commit).
 
     ``code``: the code the caller hears (drawn before storing, so a journaled copy carries the
@@ -130,7 +131,8 @@ def add_complaint(s: Session, draft: ComplaintDraft, now: dt.datetime, sla_hours
     complaint = Complaint(
         tracking_code=code, created_at=now, province_id=province_id, agency_id=agency_id,
         office_id=office_id, indicator_id=indicator_id, status="received",
-        recording_path=draft.recording, sla_due_at=now + dt.timedelta(hours=sla_hours),
+        recording_path=draft.recording,
+        sla_due_at=sla_due_at or now + dt.timedelta(hours=sla_hours),
     )
     complaint.events.append(ComplaintEvent(at=now, kind="filed", status="received", actor="ivr"))
     s.add(complaint)

@@ -17,6 +17,7 @@ from pathlib import Path
 
 from sqlalchemy.exc import DBAPIError
 
+from accountability.calendar import load as office_calendar
 from config import Settings
 from presentation import TEHRAN
 from db import store
@@ -75,6 +76,7 @@ class Backend:
         self._lock = threading.Lock()
         self.journal = Journal(Path(settings.data_dir) / "journal")
         self.writer = GroupWriter(self.Session, self._write)
+        self.calendar = office_calendar(settings.office_calendar or None)
         self._ids: dict | None = None
         self._ids_at = 0.0
         with self.Session() as s:
@@ -167,9 +169,12 @@ class Backend:
         if kind == "rating":
             return store.add_rating(s, entry["code"], entry["rating"], dt.datetime.fromisoformat(entry["at"]))
         if kind == "complaint":
+            created = dt.datetime.fromisoformat(entry["created_at"])
             return store.add_complaint(
-                s, ComplaintDraft(**entry["draft"]), dt.datetime.fromisoformat(entry["created_at"]),
-                self.settings.sla_hours, code=entry["code"], ids=ids).tracking_code
+                s, ComplaintDraft(**entry["draft"]), created, self.settings.sla_hours,
+                code=entry["code"], ids=ids,
+                # the three hours are office hours, as the figures count them
+                sla_due_at=self.calendar.add(created, self.settings.sla_hours * 60)).tracking_code
         store.add_call_record(s, dt.datetime.fromisoformat(entry["started_at"]), entry["province_code"],
                               entry["outcome"], entry["duration_s"], entry["caller_hash"], entry["period"],
                               ids=ids)

@@ -63,6 +63,8 @@ def test_a_complaint_filed_over_fastagi_is_stored_and_its_code_read_back(backend
     assert (c.office.code, c.agency.code, c.province.area_code, c.indicator.code) == \
         ("280101", "101", "28", "disrespect")
     assert c.status == "received" and c.recording_path is None
+    # the three hours are office hours (Sat-Wed 07:00-14:00 Tehran), as the reports count them
+    assert c.sla_due_at == backend.calendar.add(c.created_at, 180) > c.created_at
     assert call_records(backend) == ["complaint_filed"]
     assert result.agistatus == "HANGUP"  # the IVR hung up itself after the goodbye
     assert not result.leaked

@@ -20,10 +20,11 @@ class WebServer:
     def __init__(self, settings: Settings, host: str | None = None, port: int | None = None,
                  app=None, threads: int = 4):
         self.app = app or UnitsPage(settings)
-        # no access log: the path holds the unit's token; waitress logs only its own errors
+        # no access log: the path holds the unit's token; waitress logs only its own errors.
+        # asyncore_loop_timeout is whole seconds (waitress int()s it: 0.2 was a busy loop)
         self.server = create_server(self.app, host=host or settings.web_host,
                                     port=settings.web_port if port is None else port,
-                                    threads=threads, ident="favad", asyncore_loop_timeout=0.2,
+                                    threads=threads, ident="favad", asyncore_loop_timeout=1,
                                     clear_untrusted_proxy_headers=True)
         self.host, self.port = self.server.getsockname()[:2]
         self.thread = threading.Thread(target=self.server.run, name="web", daemon=True)

@@ -170,3 +170,34 @@ def test_an_unsolicited_hangup_line_does_not_shift_the_replies(backend):
     commands, how = asyncio.run(scenario())
     assert commands[-1] == "CHANNEL STATUS" and how == "closed by server"
     assert outcomes(backend) == ["abandoned"]
+
+
+def test_asterisk_restarting_drops_every_call_at_once_and_nothing_partial_is_stored(backend):
+    """Every FastAGI connection reset mid-call, as when Asterisk restarts."""
+    from db.models import Complaint
+
+    async def scenario():
+        async with running_server(backend) as (server, port):
+            conns = []
+            for _ in range(30):
+                r, w = await asyncio.open_connection("127.0.0.1", port)
+                w.write(headers())
+                conns.append((r, w))
+            for r, w in conns:  # each call is at the main menu, one command in flight
+                assert (await asyncio.wait_for(r.readline(), 5)).startswith(b"ANSWER")
+                w.write(b"200 result=0\n")
+            await asyncio.sleep(0.2)
+            assert len(server.active) == 30
+            for _, w in conns:
+                w.transport.abort()  # RST, no HANGUP line: the PBX is gone
+            for _ in range(50):
+                if not server.active:
+                    break
+                await asyncio.sleep(0.05)
+            assert not server.active, "calls left hanging after the PBX went away"
+            await a_real_call_works(port, backend)
+    asyncio.run(scenario())
+    backend.close()
+    assert outcomes(backend).count("abandoned") == 30
+    with backend.Session() as s:
+        assert s.scalar(select(Complaint.id)) is None

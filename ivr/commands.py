@@ -40,8 +40,6 @@ def serve(ctx, host, port, with_dispatch):
     setup_logging(settings)
     backend = _backend(settings)
     settings.recordings_path.mkdir(parents=True, exist_ok=True)
-    # the database writer thread must not hold the event loop off the GIL for 5 ms at a time
-    sys.setswitchinterval(0.0005)
     if with_dispatch is None:
         with_dispatch = bool(settings.dispatch_in_serve)
     try:

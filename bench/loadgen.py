@@ -77,6 +77,7 @@ async def one_call(host, port, script, n, playback, stats: Stats, timeout=120.0,
     try:
         writer.write(HEADERS.format(script=script, port=port, n=n).encode())
         sent_at = None
+        step = ""
         heard_code = hung_up = False
         while True:
             line = await asyncio.wait_for(reader.readline(), timeout)

@@ -18,7 +18,7 @@ from panoramisk.fast_agi import Application
 from ivr import protocol as p
 from ivr.backend import Backend
 from ivr.events import Finish
-from ivr.session import Close, Command, Effect
+from ivr.session import Close, Effect
 
 log = logging.getLogger(__name__)
 HEADER_TIMEOUT = 10.0  # seconds for Asterisk to send the headers (it sends them at once)

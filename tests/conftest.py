@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import os
 import secrets
 import tomllib
@@ -106,3 +107,20 @@ async def running_server(backend, **kw):
     finally:
         stop.set()
         await task
+
+
+def favad_env(s: Settings, **extra) -> dict:
+    """The environment a `favad` subprocess needs to run on the test's settings."""
+    return {**os.environ, "FAVAD_DATABASE_URL": s.db_url, "FAVAD_DATA_DIR": s.data_dir,
+            "FAVAD_SOUNDS_DIR": s.sounds_path, "FAVAD_RECORDINGS_DIR": str(s.recordings_path),
+            "FAVAD_CALLER_HASH_KEY": s.caller_hash_key, **extra}
+
+
+@pytest.fixture(autouse=True)
+def _root_logger_restored():
+    """The CLI sets up logging for the process; leave the test session's as it was."""
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
+    yield
+    root.handlers[:] = handlers
+    root.setLevel(level)

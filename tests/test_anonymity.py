@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 import re
 import subprocess
 import sys
 from pathlib import Path
 
-from conftest import running_server
+from conftest import favad_env, running_server
 from pbxsim.caller import Caller
 from pbxsim.classic import run_agi
 from pbxsim.fastagi import run_call
@@ -73,9 +72,7 @@ def test_no_caller_number_or_name_in_anything_the_system_wrote(backend, caplog, 
     asyncio.run(calls())
 
     s = backend.settings
-    env = {**os.environ, "FAVAD_DATABASE_URL": s.db_url, "FAVAD_DATA_DIR": s.data_dir,
-           "FAVAD_SOUNDS_DIR": s.sounds_path, "FAVAD_RECORDINGS_DIR": str(s.recordings_path),
-           "FAVAD_CALLER_HASH_KEY": s.caller_hash_key, "FAVAD_LOG_LEVEL": "DEBUG"}
+    env = favad_env(s, FAVAD_LOG_LEVEL="DEBUG")
     for number, name in CALLERS:
         r = asyncio.run(run_agi([sys.executable, "-m", "cli", "agi"], args=("28",),
                                 caller=Caller(PATHS[0], speak=True), sounds_dir=s.sounds_path,

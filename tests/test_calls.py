@@ -4,14 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import os
 import sys
 from pathlib import Path
 
-import pytest
 from sqlalchemy import select
 
-from conftest import CALLER_NAME, CALLER_NUMBER, running_server
+from conftest import CALLER_NAME, CALLER_NUMBER, favad_env, running_server
 from db.models import CallRecord, Complaint
 from pbxsim.caller import Caller
 from pbxsim.classic import run_agi
@@ -200,9 +198,7 @@ def test_a_peer_that_closes_mid_headers_does_not_freeze_the_server(backend):
 
 def test_classic_agi_files_the_same_complaint_and_writes_nothing_identifying(backend):
     s = backend.settings
-    env = {**os.environ, "FAVAD_DATABASE_URL": s.db_url, "FAVAD_DATA_DIR": s.data_dir,
-           "FAVAD_SOUNDS_DIR": s.sounds_path, "FAVAD_RECORDINGS_DIR": str(s.recordings_path),
-           "FAVAD_CALLER_HASH_KEY": s.caller_hash_key}
+    env = favad_env(s)
     result = asyncio.run(run_agi([sys.executable, "-m", "cli", "agi"], args=("28",),
                                  caller=Caller(FILE_ONE), sounds_dir=s.sounds_path, env=env,
                                  callerid=CALLER_NUMBER, calleridname=CALLER_NAME))
@@ -214,9 +210,7 @@ def test_classic_agi_files_the_same_complaint_and_writes_nothing_identifying(bac
 
 def test_classic_agi_hangup_by_sighup(backend):
     s = backend.settings
-    env = {**os.environ, "FAVAD_DATABASE_URL": s.db_url, "FAVAD_DATA_DIR": s.data_dir,
-           "FAVAD_SOUNDS_DIR": s.sounds_path, "FAVAD_RECORDINGS_DIR": str(s.recordings_path),
-           "FAVAD_CALLER_HASH_KEY": s.caller_hash_key}
+    env = favad_env(s)
     result = asyncio.run(run_agi([sys.executable, "-m", "cli", "agi"], args=("28",),
                                  caller=Caller(FILE_ONE, hangup_at=4), sounds_dir=s.sounds_path,
                                  env=env))

@@ -4,14 +4,13 @@ file, on SQLite and PostgreSQL."""
 from __future__ import annotations
 
 import dataclasses
-import logging
 import shutil
 from pathlib import Path
 
-import pytest
 from click.testing import CliRunner
 
 from cli import main
+from conftest import favad_env
 from db.engine import make_engine, make_sessionmaker
 from dialplan import syntax
 from dialplan.check import check
@@ -23,22 +22,10 @@ from rollout.dates import today_in_tehran
 SECRET = "favad-test-secret"
 
 
-@pytest.fixture(autouse=True)
-def _root_logger_restored():
-    """The CLI sets up logging for the process; leave the test session's as it was."""
-    root = logging.getLogger()
-    handlers, level = root.handlers[:], root.level
-    yield
-    root.handlers[:] = handlers
-    root.setLevel(level)
-
-
 def env_for(s, **extra) -> dict:
-    return {"FAVAD_DATABASE_URL": s.db_url, "FAVAD_DATA_DIR": s.data_dir,
-            "FAVAD_SOUNDS_DIR": s.sounds_path, "FAVAD_RECORDINGS_DIR": str(s.recordings_path),
-            "FAVAD_CALLER_HASH_KEY": s.caller_hash_key, "FAVAD_AMI_SECRET": SECRET,
-            "FAVAD_AMI_TIMEOUT": "2", "FAVAD_OPERATOR_QUEUE": "favad-operators",
-            "FAVAD_FASTAGI_URL": "agi://10.0.0.1:4573/favad", **extra}
+    return favad_env(s, **{"FAVAD_AMI_SECRET": SECRET, "FAVAD_AMI_TIMEOUT": "2",
+                            "FAVAD_OPERATOR_QUEUE": "favad-operators",
+                            "FAVAD_FASTAGI_URL": "agi://10.0.0.1:4573/favad", **extra})
 
 
 def own_sounds(settings, tmp_path) -> str:

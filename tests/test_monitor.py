@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import logging
 import datetime as dt
 import io
 import json
@@ -22,6 +21,7 @@ from cli import main
 from conftest import ROOT
 from db.engine import make_engine, make_sessionmaker
 from db.store import file_complaint
+from conftest import favad_env
 from ivr.events import ComplaintDraft
 from monitor.live import LiveState
 from pbxsim.ami import AmiPeer, PeerThread, SimChannel, SimMember, SimQueue
@@ -31,22 +31,10 @@ NAMES = ("علی رضایی", "Zahra Mohammadi")
 SECRET = "favad-test-secret"
 
 
-@pytest.fixture(autouse=True)
-def _root_logger_restored():
-    """The CLI sets up logging for the process; leave the test session's as it was."""
-    root = logging.getLogger()
-    handlers, level = root.handlers[:], root.level
-    yield
-    root.handlers[:] = handlers
-    root.setLevel(level)
-
-
 def env_for(s, **extra) -> dict:
-    return {"FAVAD_DATABASE_URL": s.db_url, "FAVAD_DATA_DIR": s.data_dir,
-            "FAVAD_SOUNDS_DIR": s.sounds_path, "FAVAD_RECORDINGS_DIR": str(s.recordings_path),
-            "FAVAD_CALLER_HASH_KEY": s.caller_hash_key, "FAVAD_AMI_SECRET": SECRET,
-            "FAVAD_AMI_TIMEOUT": "1", "FAVAD_OPERATOR_QUEUE": "favad-operators",
-            "FAVAD_LOG_LEVEL": "DEBUG", **extra}
+    return favad_env(s, **{"FAVAD_AMI_SECRET": SECRET, "FAVAD_AMI_TIMEOUT": "1",
+                            "FAVAD_OPERATOR_QUEUE": "favad-operators", "FAVAD_LOG_LEVEL": "DEBUG",
+                            **extra})
 
 
 def file_complaints(settings) -> list[str]:

@@ -9,9 +9,7 @@ import datetime as dt
 import email
 import email.policy
 import io
-import mailbox
 import subprocess
-from pathlib import Path
 
 import pytest
 from click.testing import CliRunner

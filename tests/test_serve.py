@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import asyncio
-import os
 import signal
 import socket
 import subprocess
@@ -11,6 +10,7 @@ import time
 
 from sqlalchemy import func, select
 
+from conftest import favad_env
 from db.models import Complaint
 from pbxsim.caller import Caller
 from pbxsim.fastagi import run_call
@@ -35,10 +35,8 @@ def wait_listening(port: int, proc, timeout=20.0) -> None:
 
 
 def server_env(settings, port):
-    return {**os.environ, "FAVAD_DATABASE_URL": settings.db_url, "FAVAD_DATA_DIR": settings.data_dir,
-            "FAVAD_SOUNDS_DIR": settings.sounds_path, "FAVAD_RECORDINGS_DIR": str(settings.recordings_path),
-            "FAVAD_CALLER_HASH_KEY": settings.caller_hash_key, "FAVAD_LISTEN_PORT": str(port),
-            "FAVAD_SHUTDOWN_GRACE": "20", "FAVAD_DISPATCH_IN_SERVE": "0"}
+    return favad_env(settings, FAVAD_LISTEN_PORT=str(port), FAVAD_SHUTDOWN_GRACE="20",
+                     FAVAD_DISPATCH_IN_SERVE="0")
 
 
 def test_sigterm_lets_the_call_in_progress_finish(backend):

@@ -260,11 +260,12 @@ def units_validate(ctx, path, fmt):
 @_guard
 def units_ack(ctx, tracking_code, unit_code):
     """Record that a unit has taken a complaint up (no escalation; status under_review)."""
+    from accountability.actions import ActionError
     from dispatch.outbox import acknowledge
 
     with _session(ctx) as s:
         try:
             status = acknowledge(s, tracking_code.strip(), unit_code, _now())
-        except LookupError as e:
+        except (LookupError, ActionError) as e:
             fail(str(e))
     click.echo(f"{tracking_code}: acknowledged by {unit_code}, status {status}")

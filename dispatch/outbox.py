@@ -182,19 +182,20 @@ def escalate_due(s: Session, now: dt.datetime, after: dt.timedelta, limit: int =
 
 
 def acknowledge(s: Session, tracking_code: str, unit_code: str, now: dt.datetime) -> str:
-    """A unit has taken the complaint up: no escalation, status 'under_review'. Commits."""
+    """A unit has taken the complaint up: no escalation, status 'under_review'. Commits.
+
+    The same action as the units' page and `favad complaints ack` (one event, one
+    unit_actions row, no double acknowledgement)."""
+    from accountability.actions import Actor
+    from accountability.actions import acknowledge as act
+
     c = s.scalar(select(Complaint).where(Complaint.tracking_code == tracking_code))
     if c is None:
         raise LookupError(f"no complaint with tracking code {tracking_code!r}")
-    if s.scalar(select(InspectionUnit.id).where(InspectionUnit.code == unit_code)) is None:
+    unit = s.scalar(select(InspectionUnit).where(InspectionUnit.code == unit_code))
+    if unit is None:
         raise LookupError(f"no inspection unit with code {unit_code!r}")
-    route = s.get(ComplaintRoute, c.id)
-    if route is not None and route.acknowledged_at is None:
-        route.acknowledged_at = now
-    if c.status in OPEN_STATUSES:
-        c.status = "under_review"
-    s.add(ComplaintEvent(complaint_id=c.id, at=now, kind="acknowledged", status=c.status,
-                         actor=f"unit {unit_code}"))
+    act(s, c, Actor.unit(unit), now)
     s.commit()
     return c.status
 

@@ -184,6 +184,13 @@ def run(quick: bool) -> dict:
                         for n in saturation_levels:
                             console.print(f"saturation, {n} concurrent calls...")
                             results[f"saturation_{n}"] = load(port, n, saturation_s)
+                        console.print("10 concurrent calls under attack (500 idle + garbage)...")
+                        attacker = subprocess.Popen([PY, "-m", "bench.attack", "--port", str(port),
+                                                     "--idle", "500", "--duration", str(saturation_s + 5)],
+                                                    cwd=ROOT)
+                        time.sleep(2)
+                        results["under_attack_10"] = load(port, 10, saturation_s)
+                        attacker.wait()
                     console.print(f"storage on {kind}...")
                     results[f"storage_{kind}"] = load(port, 100, saturation_s)
         seq_file = work / "sequence.json"

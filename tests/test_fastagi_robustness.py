@@ -201,3 +201,26 @@ def test_asterisk_restarting_drops_every_call_at_once_and_nothing_partial_is_sto
     assert outcomes(backend).count("abandoned") == 30
     with backend.Session() as s:
         assert s.scalar(select(Complaint.id)) is None
+
+
+def test_attacks_leave_no_task_or_file_descriptor_behind(backend):
+    def open_fds() -> int:
+        return len(os.listdir("/proc/self/fd"))
+
+    async def scenario():
+        async with running_server(backend, max_connections=50, header_timeout=0.5) as (server, port):
+            await a_real_call_works(port, backend)  # warm: pools and threads exist
+            before, tasks_before = open_fds(), len(asyncio.all_tasks())
+            idle = [await asyncio.open_connection("127.0.0.1", port) for _ in range(60)]
+            for payload in (os.urandom(2048), b"agi_network: yes\n", b"x" * 70000):
+                r, w = await asyncio.open_connection("127.0.0.1", port)
+                w.write(payload)
+                idle.append((r, w))
+            await asyncio.sleep(1.2)  # past the header timeout
+            for _, w in idle:
+                w.close()
+            await asyncio.sleep(0.3)
+            assert not server.active
+            assert len(asyncio.all_tasks()) <= tasks_before
+            assert open_fds() <= before, "a file descriptor was left open"
+    asyncio.run(scenario())

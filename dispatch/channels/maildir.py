@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import mailbox
 import os
+import threading
 
 from dispatch.channels.base import SENT, TEMPORARY, Mail, Result
 
@@ -13,12 +14,22 @@ class Maildir:
 
     def __init__(self, path: str):
         self.path = path
+        self._box: mailbox.Maildir | None = None
+        self._lock = threading.Lock()
+
+    def _maildir(self) -> mailbox.Maildir:
+        # created once: two sender threads creating it at the same moment collide on mkdir,
+        # and the loser's message would wait for a retry
+        with self._lock:
+            if self._box is None:
+                os.makedirs(os.path.dirname(os.path.abspath(self.path)), exist_ok=True)
+                self._box = mailbox.Maildir(self.path, create=True)
+            return self._box
 
     def send(self, mail: Mail) -> Result:
         try:
-            os.makedirs(os.path.dirname(os.path.abspath(self.path)), exist_ok=True)
             # Maildir writes into tmp/ and renames into new/: no reader sees half a message
-            mailbox.Maildir(self.path, create=True).add(mail.data.replace(b"\r\n", b"\n"))
+            self._maildir().add(mail.data.replace(b"\r\n", b"\n"))
         except OSError as e:
             return Result(TEMPORARY, f"maildir: {e.strerror or e}")
         return Result(SENT)

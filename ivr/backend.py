@@ -74,6 +74,9 @@ class Backend:
         self.Session = make_sessionmaker(self.engine)
         self._key = settings.hash_key()
         self._lock = threading.Lock()
+        # a one-call process (classic AGI) refreshes as it goes; the FastAGI server refreshes
+        # from a background task, so no call waits on the database (or its connect timeout)
+        self.refresh_inline = True
         self.journal = Journal(Path(settings.data_dir) / "journal")
         self.writer = GroupWriter(self.Session, self._write)
         self.calendar = office_calendar(settings.office_calendar or None)
@@ -101,7 +104,8 @@ class Backend:
         period = now.strftime("%Y-%m")
         safe, caller_hash = scrub(headers, self._key, period)
         headers.clear()  # the raw headers (number, name, channel) go no further
-        call = Call(self.menu, self.directory(), safe.get("agi_arg_1"),
+        directory = self.directory() if self.refresh_inline else self._directory
+        call = Call(self.menu, directory, safe.get("agi_arg_1"),
                     operator=bool(self.settings.operator_queue),
                     recordings_dir=str(self.settings.recordings_path),
                     new_name=lambda: secrets.token_hex(16))

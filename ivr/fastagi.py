@@ -23,7 +23,7 @@ from ivr.session import Close, Effect
 log = logging.getLogger(__name__)
 HEADER_TIMEOUT = 10.0  # seconds for Asterisk to send the headers (it sends them at once)
 REPLY_TIMEOUT = 600.0  # a RECORD FILE or a long GET DATA can legitimately take minutes
-JOURNAL_REPLAY_EVERY = 5.0
+HOUSEKEEPING_EVERY = 5.0
 
 
 class FastAgiServer(Application):
@@ -31,6 +31,7 @@ class FastAgiServer(Application):
                  workers: int = 64, header_timeout: float = HEADER_TIMEOUT):
         super().__init__(loop=asyncio.get_running_loop())
         self.backend = backend
+        backend.refresh_inline = False  # _housekeeping keeps its reference data fresh
         self.header_timeout = header_timeout
         self.script = script
         self.max_connections = max_connections
@@ -41,18 +42,20 @@ class FastAgiServer(Application):
     async def start(self, host: str, port: int) -> asyncio.AbstractServer:
         self.server = await asyncio.start_server(self.handler, host, port,
                                                  limit=p.MAX_HEADER_BYTES)
-        self._replayer = asyncio.create_task(self._replay_journal())
+        self._housekeeper = asyncio.create_task(self._housekeeping())
         return self.server
 
-    async def _replay_journal(self) -> None:
-        """Complaints journaled during a database outage go in as soon as it is back."""
+    async def _housekeeping(self) -> None:
+        """Off the call path: journaled complaints go in as soon as the database is back, and
+        the reference data is reloaded when stale."""
         loop = asyncio.get_running_loop()
         while True:
-            try:
-                await loop.run_in_executor(self.executor, self.backend.replay_journal)
-            except Exception:
-                log.exception("journal replay failed")
-            await asyncio.sleep(JOURNAL_REPLAY_EVERY)
+            for job in (self.backend.replay_journal, self.backend.directory):
+                try:
+                    await loop.run_in_executor(self.executor, job)
+                except Exception:
+                    log.exception("background %s failed", job.__name__)
+            await asyncio.sleep(HOUSEKEEPING_EVERY)
 
     async def handler(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         task = asyncio.current_task()
@@ -99,7 +102,7 @@ class FastAgiServer(Application):
         """Serve until ``stop`` is set, then let calls in progress finish for ``grace`` seconds."""
         await stop.wait()
         self.server.close()
-        self._replayer.cancel()
+        self._housekeeper.cancel()
         if self.active:
             log.info("waiting up to %.0f s for %d call(s) in progress", grace, len(self.active))
             _, pending = await asyncio.wait(set(self.active), timeout=grace)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import tomllib
+from collections.abc import Callable
 from pathlib import Path
 
 from sqlalchemy import insert, select
@@ -24,7 +25,8 @@ from db.models import (
     Office,
     Province,
 )
-from dispatch.outbox import enqueue_complaint
+from dispatch.models import ComplaintRoute, OutboxMessage
+from dispatch.outbox import Plan, enqueue_complaint, message_rows, route_row
 from ivr.directory import Directory, OfficeInfo
 from ivr.events import ComplaintDraft
 from ivr.tracking import new_code
@@ -106,6 +108,25 @@ def reference_ids(s: Session) -> dict[tuple[str, str], int]:
     return ids
 
 
+def complaint_row(draft: ComplaintDraft, now: dt.datetime, sla_due_at: dt.datetime, code: str,
+                  ids: dict[tuple[str, str], int]) -> dict:
+    """The complaints row for a draft (ids: ``reference_ids``); LookupError if it refers to
+    reference data that is not (or no longer) there."""
+    keys = [("province", draft.province_code), ("agency", draft.agency_code),
+            ("indicator", draft.indicator_code)] + ([("office", draft.office_code)] if draft.office_code else [])
+    if any(k not in ids for k in keys):
+        raise LookupError("complaint refers to reference data that no longer exists")
+    return {"tracking_code": code, "created_at": now, "province_id": ids[keys[0]],
+            "agency_id": ids[keys[1]], "indicator_id": ids[keys[2]],
+            "office_id": ids[keys[3]] if draft.office_code else None, "status": "received",
+            "outcome": None, "recording_path": draft.recording, "sla_due_at": sla_due_at}
+
+
+def _filed_event(complaint_id: int, at: dt.datetime) -> dict:
+    return {"complaint_id": complaint_id, "at": at, "kind": "filed", "status": "received",
+            "actor": "ivr", "note": None}
+
+
 def add_complaint(s: Session, draft: ComplaintDraft, now: dt.datetime, sla_hours: float,
                   code: str | None = None, ids: dict | None = None,
                   sla_due_at: dt.datetime | None = None) -> Complaint:
@@ -113,32 +134,52 @@ def add_complaint(s: Session, draft: ComplaintDraft, now: dt.datetime, sla_hours
 
     ``code``: the code the caller hears (drawn before storing, so a journaled copy carries the
     same one). Adding the same complaint twice returns the first (exactly-once replay); a code
-    taken by another complaint is drawn again.
+    taken by another complaint is drawn again. The careful path: ``insert_complaints`` is the
+    fast one.
     """
-    keys = [("province", draft.province_code), ("agency", draft.agency_code),
-            ("indicator", draft.indicator_code)] + ([("office", draft.office_code)] if draft.office_code else [])
-    if ids is None or any(k not in ids for k in keys):  # no cache, or added since it was taken
-        ids = reference_ids(s)
-    if any(k not in ids for k in keys):
-        raise LookupError("complaint refers to reference data that no longer exists")
-    province_id, agency_id, indicator_id = (ids[k] for k in keys[:3])
-    office_id = ids[keys[3]] if draft.office_code else None
-    code = code or new_code()
+    try:
+        row = complaint_row(draft, now, sla_due_at or now + dt.timedelta(hours=sla_hours),
+                            code or new_code(), ids or {})
+    except LookupError:  # no cache, or added since it was taken
+        row = complaint_row(draft, now, sla_due_at or now + dt.timedelta(hours=sla_hours),
+                            code or new_code(), reference_ids(s))
+    code = row["tracking_code"]
     while (same := s.scalar(select(Complaint).where(Complaint.tracking_code == code))) is not None:
-        if (same.created_at, same.indicator_id, same.agency_id) == (now, indicator_id, agency_id):
+        if (same.created_at, same.indicator_id, same.agency_id) == (now, row["indicator_id"], row["agency_id"]):
             return same  # stored before: exactly once
-        code = new_code()  # taken by another complaint (or, replaying, meanwhile): draw again
-    complaint = Complaint(
-        tracking_code=code, created_at=now, province_id=province_id, agency_id=agency_id,
-        office_id=office_id, indicator_id=indicator_id, status="received",
-        recording_path=draft.recording,
-        sla_due_at=sla_due_at or now + dt.timedelta(hours=sla_hours),
-    )
-    complaint.events.append(ComplaintEvent(at=now, kind="filed", status="received", actor="ivr"))
+        code = row["tracking_code"] = new_code()  # taken by another complaint: draw again
+    complaint = Complaint(**row)
+    complaint.events.append(ComplaintEvent(**{k: v for k, v in _filed_event(0, now).items()
+                                              if k != "complaint_id"}))
     s.add(complaint)
     enqueue_complaint(s, complaint, now)  # same transaction: the transactional outbox
     s.flush()
     return complaint
+
+
+def insert_complaints(s: Session, rows: list[dict], plan: Callable[[int, int], Plan]) -> list[str]:
+    """Store new complaints (``complaint_row``s) with their first event, route and messages:
+    a handful of multi-row Core INSERTs for the whole batch, no lookups (``plan`` gives the
+    route of an (agency id, province id), usually from a cache). No commit.
+
+    The fast path for fresh codes: a code already stored raises IntegrityError, and the caller
+    then takes ``add_complaint`` one by one, which tells a replay from a collision."""
+    if not rows:
+        return []
+    conn = s.connection()
+    C = Complaint.__table__
+    ids = conn.execute(insert(C).returning(C.c.id, sort_by_parameter_order=True), rows).scalars().all()
+    events, routes, messages = [], [], []
+    for complaint_id, row in zip(ids, rows):
+        p, now = plan(row["agency_id"], row["province_id"]), row["created_at"]
+        events.append(_filed_event(complaint_id, now))
+        routes.append(route_row(p, complaint_id, now))
+        messages += message_rows(p, complaint_id, "complaint", now)
+    conn.execute(insert(ComplaintEvent.__table__), events)
+    conn.execute(insert(ComplaintRoute.__table__), routes)
+    if messages:
+        conn.execute(insert(OutboxMessage.__table__), messages)
+    return [row["tracking_code"] for row in rows]
 
 
 def file_complaint(s: Session, draft: ComplaintDraft, now: dt.datetime, sla_hours: float,
@@ -176,20 +217,37 @@ def add_rating(s: Session, code: str, rating: int, now: dt.datetime) -> bool:
 def add_call_record(s: Session, started_at: dt.datetime, province_code: str | None, outcome: str,
                     duration_s: int, caller_hash: str | None, period: str,
                     ids: dict | None = None) -> None:
-    """The call's anonymous record, and the caller-hash counters (unlinked to it); no commit.
+    """The call's anonymous record, and the caller-hash counters (unlinked to it); no commit."""
+    add_call_records(s, [{"started_at": started_at, "province_code": province_code, "outcome": outcome,
+                          "duration_s": duration_s, "caller_hash": caller_hash, "period": period}],
+                     reference_ids(s) if ids is None else ids)
 
-    Core statements and one upsert: this runs for every call, on the writer thread."""
-    ids = reference_ids(s) if ids is None else ids
-    s.execute(insert(CallRecord).values(started_at=started_at, outcome=outcome, duration_s=duration_s,
-                                        province_id=ids.get(("province", province_code))))
-    if caller_hash:
-        filed = 1 if outcome == "complaint_filed" else 0
-        dialect_insert = pg_insert if s.bind.dialect.name == "postgresql" else sqlite_insert
-        A = CallerActivity
-        stmt = dialect_insert(A).values(period=period, caller_hash=caller_hash, calls=1, complaints=filed)
-        s.execute(stmt.on_conflict_do_update(
-            index_elements=[A.period, A.caller_hash],
-            set_={"calls": A.calls + 1, "complaints": A.complaints + filed}))
+
+def add_call_records(s: Session, calls: list[dict], ids: dict) -> None:
+    """Many calls' records and caller counters in two statements (Core; runs for every call, on
+    the writer thread). The counters are summed per caller first: one upsert row each."""
+    if not calls:
+        return
+    conn = s.connection()
+    conn.execute(insert(CallRecord.__table__), [
+        {"started_at": c["started_at"], "outcome": c["outcome"], "duration_s": c["duration_s"],
+         "province_id": ids.get(("province", c["province_code"]))} for c in calls])
+    counts: dict[tuple[str, str], list[int]] = {}
+    for c in calls:
+        if c["caller_hash"]:
+            n = counts.setdefault((c["period"], c["caller_hash"]), [0, 0])
+            n[0] += 1
+            n[1] += c["outcome"] == "complaint_filed"
+    if counts:
+        A = CallerActivity.__table__
+        dialect_insert = pg_insert if conn.dialect.name == "postgresql" else sqlite_insert
+        stmt = dialect_insert(A)
+        conn.execute(stmt.on_conflict_do_update(
+            index_elements=[A.c.period, A.c.caller_hash],
+            set_={"calls": A.c.calls + stmt.excluded.calls,
+                  "complaints": A.c.complaints + stmt.excluded.complaints}),
+            [{"period": period, "caller_hash": h, "calls": n[0], "complaints": n[1]}
+             for (period, h), n in counts.items()])
 
 
 def record_call(s: Session, *args) -> None:

@@ -3,8 +3,13 @@
 A commit costs an fsync (SQLite) or a WAL flush (PostgreSQL); under load, committing each
 call's rows alone makes callers queue behind the disk (and, on SQLite, behind its single-writer
 lock, in busy-wait sleeps). Here every write waits in a queue and the writer commits whatever
-has gathered in one transaction, then answers each caller. A batch that fails on a constraint
-is retried one write at a time, so one bad row cannot sink the others.
+has gathered in one transaction, then answers each caller. A batch goes in through
+``apply_batch`` (a few multi-row statements for the whole batch); if it fails on a constraint
+it is retried one write at a time through ``apply`` (the careful path, which tells a replayed
+write from a new one), so one bad row cannot sink the others.
+
+Waiters either block (``Future.result``) or await (``asyncio.wrap_future``); a waiter that gives
+up does not cancel the write: it still lands, and a journaled copy of it is then a replay.
 """
 from __future__ import annotations
 
@@ -22,9 +27,11 @@ MAX_BATCH = 100
 
 
 class GroupWriter:
-    def __init__(self, Session: sessionmaker, apply: Callable[[Session, str, dict], object]):
+    def __init__(self, Session: sessionmaker, apply: Callable[[Session, str, dict], object],
+                 apply_batch: Callable[[Session, list[tuple[str, dict]]], list] | None = None):
         self.Session = Session
         self.apply = apply
+        self.apply_batch = apply_batch or (lambda s, jobs: [apply(s, kind, entry) for kind, entry in jobs])
         self._q: queue.SimpleQueue = queue.SimpleQueue()
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
@@ -67,23 +74,35 @@ class GroupWriter:
             if stop:
                 return
 
-    def _commit(self, batch: list, retries: int = 2) -> None:
+    def _commit(self, batch: list, retries: int = 2, careful: bool = False) -> None:
         try:
             with self.Session() as s:
-                results = [self.apply(s, kind, entry) for kind, entry, _ in batch]
+                if careful:
+                    results = [self.apply(s, kind, entry) for kind, entry, _ in batch]
+                else:
+                    results = self.apply_batch(s, [(kind, entry) for kind, entry, _ in batch])
                 s.commit()
         except IntegrityError as e:
-            if len(batch) > 1:
+            if not careful or len(batch) > 1:
                 for job in batch:
-                    self._commit([job])
+                    self._commit([job], careful=True)
             elif retries:  # a race with another server (tracking code, caller counter): again
-                self._commit(batch, retries - 1)
+                self._commit(batch, retries - 1, careful=True)
             else:
-                batch[0][2].set_exception(e)
+                _settle(batch[0][2], exception=e)
             return
         except Exception as e:  # the database is away: every caller hears about it
             for _, _, future in batch:
-                future.set_exception(e)
+                _settle(future, exception=e)
             return
         for (_, _, future), result in zip(batch, results):
+            _settle(future, result)
+
+
+def _settle(future: Future, result=None, exception: BaseException | None = None) -> None:
+    """Answer a waiter, unless it cancelled (the write stands either way)."""
+    if future.set_running_or_notify_cancel():
+        if exception is None:
             future.set_result(result)
+        else:
+            future.set_exception(exception)

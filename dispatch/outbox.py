@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import random
+from dataclasses import dataclass
 
 from sqlalchemy import Connection, func, insert, or_, select, update
 from sqlalchemy.orm import Session
@@ -30,36 +31,72 @@ def backoff(tries: int, base: float, cap: float, rand=random.random) -> float:
 
 
 # ---- queueing (inside the caller's transaction) ---------------------------------------------
+@dataclass(frozen=True)
+class Plan:
+    """A route reduced to plain data: what storing a complaint's route and messages needs.
+
+    The IVR's writer keeps one per (agency, province) for a while, so filing a complaint costs
+    no routing query; the rows come out the same as through the ORM (``_apply``)."""
+
+    unit_id: int | None
+    escalation_id: int | None
+    flag: str | None
+    hours: hours.Hours  # the unit's working hours (SMS waits for them; the clock starts there)
+    escalates: bool
+    contacts: tuple[tuple[str, str], ...]  # (channel, address) of the unit's contacts
+
+
+def plan(r: routing.Route) -> Plan:
+    # escalating to the office that already has it would only repeat the message
+    escalates = r.unit is not None and r.escalation is not None and r.escalation.id != r.unit.id
+    return Plan(unit_id=r.unit.id if r.unit else None,
+                escalation_id=r.escalation.id if r.escalation else None, flag=r.flag,
+                hours=hours.parse(r.unit.hours if r.unit else ""), escalates=escalates,
+                contacts=tuple((c.channel, c.address) for c in r.unit.contacts) if r.unit else ())
+
+
+def plan_for(s: Session, agency_id: int, province_id: int) -> Plan:
+    return plan(routing.route(routing.candidates(s, agency_id, province_id), agency_id, province_id))
+
+
+def route_row(p: Plan, complaint_id: int, now: dt.datetime) -> dict:
+    """The complaint_routes row (a flag is for `favad outbox flagged`)."""
+    return {"complaint_id": complaint_id, "unit_id": p.unit_id, "escalation_unit_id": p.escalation_id,
+            "flag": p.flag, "clock_from": hours.next_open(p.hours, now) if p.escalates else None}
+
+
+def message_rows(p: Plan, complaint_id: int, kind: str, now: dt.datetime) -> list[dict]:
+    """One outbox row per contact of the plan's unit; SMS waits for the unit's working hours."""
+    if p.unit_id is None:
+        return []
+    sms_at = hours.next_open(p.hours, now)
+    return [{"complaint_id": complaint_id, "unit_id": p.unit_id, "kind": kind, "channel": channel,
+             "recipient": address, "status": "pending", "tries": 0, "created_at": now,
+             "next_attempt_at": sms_at if channel == "sms" else now}
+            for channel, address in p.contacts]
+
+
 def enqueue_complaint(s: Session, complaint: Complaint, now: dt.datetime) -> None:
     """Route a complaint being stored and queue its messages; the caller commits both."""
     s.flush()  # the complaint's id
-    r = routing.route(routing.candidates(s, complaint.agency_id, complaint.province_id),
-                      complaint.agency_id, complaint.province_id)
     route = ComplaintRoute(complaint_id=complaint.id)
     s.add(route)
-    _apply(s, route, r, now)
+    _apply(s, route, plan_for(s, complaint.agency_id, complaint.province_id), now)
 
 
-def _apply(s: Session, route: ComplaintRoute, r: routing.Route, now: dt.datetime) -> None:
-    """Record the route (a flag is for `favad outbox flagged`) and queue the unit's messages."""
-    route.unit_id = r.unit.id if r.unit else None
-    route.escalation_unit_id = r.escalation.id if r.escalation else None
-    route.flag = r.flag
-    # escalating to the office that already has it would only repeat the message
-    escalates = r.unit is not None and r.escalation is not None and r.escalation.id != r.unit.id
-    route.clock_from = hours.next_open(hours.parse(r.unit.hours), now) if escalates else None
-    if r.unit is not None:
-        queue(s, route.complaint_id, r.unit, "complaint", now)
+def _apply(s: Session, route: ComplaintRoute, p: Plan, now: dt.datetime) -> None:
+    """Record the route and queue the unit's messages."""
+    for key, value in route_row(p, route.complaint_id, now).items():
+        setattr(route, key, value)
+    for row in message_rows(p, route.complaint_id, "complaint", now):
+        s.add(M(**row))
 
 
 def queue(s: Session, complaint_id: int, unit: InspectionUnit, kind: str, now: dt.datetime) -> int:
     """One message per contact of ``unit``; SMS waits for the unit's working hours."""
-    sms_at = hours.next_open(hours.parse(unit.hours), now)
-    for c in unit.contacts:
-        s.add(M(complaint_id=complaint_id, unit_id=unit.id, kind=kind, channel=c.channel,
-                recipient=c.address, status="pending", tries=0, created_at=now,
-                next_attempt_at=sms_at if c.channel == "sms" else now))
-    return len(unit.contacts)
+    rows = message_rows(plan(routing.Route(unit, None, None)), complaint_id, kind, now)
+    s.add_all(M(**row) for row in rows)
+    return len(rows)
 
 
 def reroute_unrouted(s: Session, now: dt.datetime) -> int:
@@ -67,9 +104,9 @@ def reroute_unrouted(s: Session, now: dt.datetime) -> int:
     done = 0
     for route in list(s.scalars(select(ComplaintRoute).where(ComplaintRoute.flag == routing.UNROUTED))):
         c = s.get(Complaint, route.complaint_id)
-        r = routing.route(routing.candidates(s, c.agency_id, c.province_id), c.agency_id, c.province_id)
-        if r.unit is not None:
-            _apply(s, route, r, now)
+        p = plan_for(s, c.agency_id, c.province_id)
+        if p.unit_id is not None:
+            _apply(s, route, p, now)
             done += 1
     s.flush()
     return done

@@ -4,6 +4,7 @@ Blocking (SQLAlchemy, file system): the FastAGI server runs it in a thread pool.
 """
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import datetime as dt
 import logging
@@ -23,6 +24,7 @@ from presentation import TEHRAN
 from db import store
 from db.engine import make_engine, make_sessionmaker
 from db.writer import GroupWriter
+from dispatch.outbox import Plan, plan_for
 from ivr.anonymity import scrub
 from ivr.directory import Directory
 from ivr.events import (
@@ -78,10 +80,11 @@ class Backend:
         # from a background task, so no call waits on the database (or its connect timeout)
         self.refresh_inline = True
         self.journal = Journal(Path(settings.data_dir) / "journal")
-        self.writer = GroupWriter(self.Session, self._write)
+        self.writer = GroupWriter(self.Session, self._write, self._write_batch)
         self.calendar = office_calendar(settings.office_calendar or None)
         self._ids: dict | None = None
         self._ids_at = 0.0
+        self._plans: dict[tuple[int, int], Plan] = {}  # routes per (agency, province), with the ids
         with self.Session() as s:
             self._directory = store.directory(s, tehran_today())
         self._directory_at = time.monotonic()
@@ -149,26 +152,48 @@ class Backend:
 
     def _file(self, action: FileComplaint, ctx: CallContext) -> Filed:
         """Store the complaint; with the database away, journal it: the caller's code holds."""
-        entry = {"draft": dataclasses.asdict(action.draft), "created_at": utcnow().isoformat(),
-                 "code": new_code()}
+        entry = self._complaint_entry(action)
         try:
-            code = self.writer.submit("complaint", entry).result(WRITE_TIMEOUT)
-        except (DBAPIError, FutureTimeout) as e:
+            return self._filed(entry, self.writer.submit("complaint", entry).result(WRITE_TIMEOUT), ctx)
+        except Exception as e:
+            return self._filed(entry, e, ctx)
+
+    async def file_async(self, action: FileComplaint, ctx: CallContext) -> Filed:
+        """``_file`` for the event loop: awaits the writer instead of holding a thread."""
+        entry = self._complaint_entry(action)
+        future = asyncio.wrap_future(self.writer.submit("complaint", entry))
+        done, _ = await asyncio.wait({future}, timeout=WRITE_TIMEOUT)  # no cancel: it may yet land
+        if not done:
+            result: str | BaseException = FutureTimeout()
+        else:
+            result = future.exception() or future.result()
+        if isinstance(result, BaseException):  # journaling fsyncs: off the loop
+            return await asyncio.get_running_loop().run_in_executor(None, self._filed, entry, result, ctx)
+        return self._filed(entry, result, ctx)
+
+    def _complaint_entry(self, action: FileComplaint) -> dict:
+        return {"draft": dataclasses.asdict(action.draft), "created_at": utcnow().isoformat(),
+                "code": new_code()}
+
+    def _filed(self, entry: dict, result: str | BaseException, ctx: CallContext) -> Filed:
+        """What the caller hears: the stored code, or the journaled one, or an apology."""
+        if isinstance(result, (DBAPIError, FutureTimeout)):
             # a write that still lands later carries the same code: replay then finds it stored
-            self._journal("complaint", entry, e)
-            code = entry["code"]
-        except Exception:
-            log.exception("storing a complaint failed")
+            self._journal("complaint", entry, result)
+            result = entry["code"]
+        elif isinstance(result, BaseException):
+            log.error("storing a complaint failed", exc_info=result)
             return Filed(None)
-        ctx.filed.append(code)
-        return Filed(code)
+        ctx.filed.append(result)
+        return Filed(result)
 
     def _journal(self, kind: str, entry: dict, error: BaseException) -> None:
         self.journal.write(kind, entry)
         log.warning("database unavailable (%s): %s journaled for replay", type(error).__name__, kind)
 
     def _write(self, s, kind: str, entry: dict):
-        """Add one complaint or call record to the writer's transaction (journal entries too)."""
+        """Add one complaint, rating or call record to the writer's transaction, carefully: a
+        replayed (journaled) complaint already stored is found, not stored twice."""
         ids = self.reference_ids(s)
         if kind == "rating":
             return store.add_rating(s, entry["code"], entry["rating"], dt.datetime.fromisoformat(entry["at"]))
@@ -176,17 +201,54 @@ class Backend:
             created = dt.datetime.fromisoformat(entry["created_at"])
             return store.add_complaint(
                 s, ComplaintDraft(**entry["draft"]), created, self.settings.sla_hours,
-                code=entry["code"], ids=ids,
-                # the three hours are office hours, as the figures count them
-                sla_due_at=self.calendar.add(created, self.settings.sla_hours * 60)).tracking_code
-        store.add_call_record(s, dt.datetime.fromisoformat(entry["started_at"]), entry["province_code"],
-                              entry["outcome"], entry["duration_s"], entry["caller_hash"], entry["period"],
-                              ids=ids)
+                code=entry["code"], ids=ids, sla_due_at=self._sla_due(created)).tracking_code
+        store.add_call_records(s, [self._call_row(entry)], ids)
+
+    def _write_batch(self, s, jobs: list[tuple[str, dict]]) -> list:
+        """A whole batch in a few multi-row statements: what every call's writes go through.
+        Raises IntegrityError if any complaint's code is taken (the writer then goes careful)."""
+        ids = self.reference_ids(s)
+        results: list = [None] * len(jobs)
+        complaints, rows, calls = [], [], []
+        for i, (kind, entry) in enumerate(jobs):
+            if kind == "complaint":
+                created = dt.datetime.fromisoformat(entry["created_at"])
+                try:
+                    rows.append(store.complaint_row(ComplaintDraft(**entry["draft"]), created,
+                                                    self._sla_due(created), entry["code"], ids))
+                    complaints.append(i)
+                except LookupError:  # an office added since the ids were taken: the careful path
+                    results[i] = self._write(s, kind, entry)
+            elif kind == "call":
+                calls.append(self._call_row(entry))
+            else:
+                results[i] = self._write(s, kind, entry)
+        for i, code in zip(complaints, store.insert_complaints(s, rows, lambda a, p: self._plan(s, a, p))):
+            results[i] = code
+        store.add_call_records(s, calls, ids)
+        return results
+
+    def _sla_due(self, created: dt.datetime) -> dt.datetime:
+        # the three hours are office hours, as the figures count them
+        return self.calendar.add(created, self.settings.sla_hours * 60)
+
+    @staticmethod
+    def _call_row(entry: dict) -> dict:
+        return {**entry, "started_at": dt.datetime.fromisoformat(entry["started_at"])}
+
+    def _plan(self, s, agency_id: int, province_id: int) -> Plan:
+        """The route of complaints about an agency in a province, cached with the ids: a unit
+        imported or switched off reaches new complaints within DIRECTORY_TTL."""
+        key = (agency_id, province_id)
+        if (p := self._plans.get(key)) is None:
+            p = self._plans[key] = plan_for(s, agency_id, province_id)
+        return p
 
     def reference_ids(self, s) -> dict:
         """Ids of the reference data, refreshed like the directory (new offices within a TTL)."""
         if self._ids is None or time.monotonic() - self._ids_at > DIRECTORY_TTL:
             self._ids, self._ids_at = store.reference_ids(s), time.monotonic()
+            self._plans = {}
         return self._ids
 
     def _apply(self, kind: str, entry: dict):

@@ -17,7 +17,7 @@ from panoramisk.fast_agi import Application
 
 from ivr import protocol as p
 from ivr.backend import Backend
-from ivr.events import Finish
+from ivr.events import FileComplaint, Finish
 from ivr.session import Close, Effect
 
 log = logging.getLogger(__name__)
@@ -90,6 +90,8 @@ class FastAgiServer(Application):
             if isinstance(out, Effect):
                 if isinstance(out.action, Finish):  # only queues the call record: no thread hop
                     event = self.backend.perform(out.action, ctx)
+                elif isinstance(out.action, FileComplaint):  # awaits the group writer directly
+                    event = await self.backend.file_async(out.action, ctx)
                 else:
                     event = await loop.run_in_executor(self.executor, self.backend.perform, out.action, ctx)
                 out = session.on_effect(event)

@@ -27,7 +27,8 @@ def main() -> None:
     async def serve():
         app = Application(loop=asyncio.get_running_loop())
         app.add_route("favad", call)
-        server = await asyncio.start_server(app.handler, "127.0.0.1", a.port)
+        # the same listen backlog as favad serve: the comparison is of the code, not of the socket
+        server = await asyncio.start_server(app.handler, "127.0.0.1", a.port, backlog=4000)
         print("listening", flush=True)  # readiness without a probe connection (see bench.run)
         async with server:
             await server.serve_forever()

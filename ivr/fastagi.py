@@ -40,8 +40,10 @@ class FastAgiServer(Application):
         self.server: asyncio.AbstractServer | None = None
 
     async def start(self, host: str, port: int) -> asyncio.AbstractServer:
-        self.server = await asyncio.start_server(self.handler, host, port,
-                                                 limit=p.MAX_HEADER_BYTES)
+        # a backlog as deep as the calls we take: when a whole Asterisk box dials in at once
+        # (a restart, a burst), asyncio's default of 100 drops SYNs and callers wait 1-3 s
+        self.server = await asyncio.start_server(self.handler, host, port, limit=p.MAX_HEADER_BYTES,
+                                                 backlog=min(self.max_connections, 4096))
         self._housekeeper = asyncio.create_task(self._housekeeping())
         return self.server
 

@@ -141,7 +141,7 @@ class Settings:
     dialplan_templates: str = ""  # empty: the packaged dialplan/templates
     dialplan_extension: str = "128"  # the number the province trunks deliver
     fastagi_url: str = ""  # empty: agi://listen_host:listen_port/script
-    fastagi_failover_url: str = ""  # a second FastAGI server, tried when the first is unreachable
+    fastagi_failover_url: str = ""  # comma-separated FastAGI servers, tried in turn while none took the call
     classic_agi: str = ""  # e.g. favad-agi (in agi-bin): the last resort after FastAGI
     prompt_formats: str = "wav"  # comma-separated: wav, sln, alaw, ulaw, gsm
     prompt_recordings_dir: str = ""  # studio recordings <prompt-id>.<any>; empty: data_dir/studio

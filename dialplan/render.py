@@ -17,7 +17,7 @@ from db.models import Province
 HERE = Path(__file__).parent
 TEMPLATE = "favad-128.conf.j2"
 VERSION_SLOT = "@@VERSION@@"
-_URL = re.compile(r"^agi://[A-Za-z0-9.\-]+(?::\d{1,5})?/[A-Za-z0-9._\-/]+(?:\?[A-Za-z0-9._=&\-]*)?$")
+_URL = re.compile(r"^(h?)agi://[A-Za-z0-9.\-]+(:\d{1,5})?/[A-Za-z0-9._\-/]+(?:\?[A-Za-z0-9._=&\-]*)?$")
 _NAME = re.compile(r"^[A-Za-z0-9._\-/]+$")
 _QUEUE = re.compile(r"^[A-Za-z0-9_\-]+$")
 _EXTEN = re.compile(r"^(?:[0-9*#+]+|_[0-9XNZ.!\[\]\-*#+]+)$")
@@ -68,13 +68,20 @@ def trunks(session, today: dt.date) -> list[Trunk]:
 
 
 def agi_urls(settings) -> list[str]:
+    """The FastAGI servers in the order Asterisk tries them: the main one, then each failover.
+
+    ``hagi://name/script`` makes Asterisk itself try the targets of the SRV records
+    ``_agi._tcp.name`` in turn; with a port it would skip the lookup, so none is allowed."""
     host = settings.listen_host if settings.listen_host not in ("0.0.0.0", "::", "") else "127.0.0.1"
     urls = [settings.fastagi_url or f"agi://{host}:{settings.listen_port}/{settings.script}"]
-    if settings.fastagi_failover_url:
-        urls.append(settings.fastagi_failover_url)
+    urls += [u.strip() for u in settings.fastagi_failover_url.split(",") if u.strip()]
     for url in urls:
-        if not _URL.match(url):
-            raise DialplanError(f"not a FastAGI URL: {url!r} (agi://host:port/script)")
+        m = _URL.match(url)
+        if not m:
+            raise DialplanError(f"not a FastAGI URL: {url!r} (agi://host:port/script or hagi://name/script)")
+        if m.group(1) and m.group(2):
+            raise DialplanError(f"{url!r}: a port turns Asterisk's SRV lookup off (hagi://name/script, "
+                                f"the SRV records _agi._tcp.name give hosts and ports)")
     return urls
 
 

@@ -7,6 +7,7 @@ import dataclasses
 import shutil
 from pathlib import Path
 
+import pytest
 from click.testing import CliRunner
 
 from cli import main
@@ -14,7 +15,7 @@ from conftest import favad_env
 from db.engine import make_engine, make_sessionmaker
 from dialplan import syntax
 from dialplan.check import check
-from dialplan.render import render, trunks, version_of
+from dialplan.render import DialplanError, render, trunks, version_of
 from pbxsim.ami import AmiPeer, PeerThread
 from prompts.build import build
 from rollout.dates import today_in_tehran
@@ -168,3 +169,23 @@ def test_deploy_without_asterisk_changes_nothing(migrated, tmp_path):
     result = cli(env, "dialplan", "deploy")
     assert result.exit_code == 1 and "cannot connect" in result.stderr
     assert not Path(target).exists()
+
+
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)  # the rendering does not depend on it
+def test_render_tries_each_fastagi_server_in_turn_while_none_took_the_call(migrated):
+    settings = dataclasses.replace(migrated, fastagi_url="hagi://fastagi.128.example.ir/favad",
+                                   fastagi_failover_url="agi://10.0.0.1:4573/favad, agi://10.0.0.2/favad",
+                                   classic_agi="favad-agi")
+    ivr = syntax.parse(rendered(settings)).contexts["favad-ivr"]
+    start = [(s.app, s.args) for s in ivr if s.exten == "start"]
+    agi_at = [i for i, (app, _) in enumerate(start) if app == "AGI"]
+    assert [start[i][1] for i in agi_at] == [
+        "hagi://fastagi.128.example.ir/favad,${FAVAD_PROVINCE}", "agi://10.0.0.1:4573/favad,${FAVAD_PROVINCE}",
+        "agi://10.0.0.2/favad,${FAVAD_PROVINCE}", "favad-agi,${FAVAD_PROVINCE}"]
+    # after each FastAGI server: a caller it already took (FAVAD_STEP set) is not started over
+    for i in agi_at[:-1]:
+        assert start[i + 1] == ("GotoIf", '$["${FAVAD_STEP}" != ""]?unavailable,1')
+    for url, wrong in [("hagi://fastagi.128.example.ir:4573/favad", "turns Asterisk's SRV lookup off"),
+                       ("http://10.0.0.1/favad", "not a FastAGI URL")]:
+        with pytest.raises(DialplanError, match=wrong):
+            rendered(dataclasses.replace(settings, fastagi_failover_url=url))

@@ -222,19 +222,39 @@ def report(results: dict) -> None:
                   str(r["p50_ms"]), str(r["p99_ms"]), str(r["max_ms"]), str(r["failed"]),
                   str(r.get("rss_mb", "")), str(r.get("cpu_pct", "")))
     console.print(t)
+    for line in verdicts(results):
+        console.print(line)
+    console.print(f"{results.get('commands_per_call')} AGI commands per complaint call; "
+                  f"storage: SQLite {results['storage_sqlite']['calls_per_s']} and PostgreSQL "
+                  f"{results['storage_postgresql']['calls_per_s']} complaints/s at 100 concurrent calls")
+
+
+def verdicts(results: dict) -> list[str]:
+    """Each of the issue's targets beside the figure measured for it."""
+    def mark(ok: bool) -> str:
+        return "[green]met[/]" if ok else "[red]NOT met[/]"
+
+    out = []
+    top_real = max((int(k.split("_")[1]) for k in results if k.startswith("realistic_")), default=None)
+    if top_real:
+        r = results[f"realistic_{top_real}"]
+        out.append(f"realistic {top_real}: p99 {r['p99_ms']} ms (target < 5) {mark(r['p99_ms'] < 5)}; "
+                   f"failed {r['failed']} (target 0) {mark(r['failed'] == 0)}; "
+                   f"RSS {r['rss_mb']} MB (target < 200) {mark(r['rss_mb'] < 200)}")
     top = max((int(k.split("_")[1]) for k in results if k.startswith("saturation_")), default=None)
     if top:
         ours, floor = results[f"saturation_{top}"], results.get(f"floor_{top}")
         if floor:
             share = 100 * ours["commands_per_s"] / max(floor["commands_per_s"], 1e-9)
-            console.print(f"at {top} concurrent calls: {share:.0f}% of the bare panoramisk floor's commands/s")
+            out.append(f"saturation {top}: {share:.0f}% of the bare panoramisk floor's commands/s "
+                       f"(target >= 70%) {mark(share >= 70)}")
         classic = [results[k] for k in results if k.startswith("classic_")]
         if classic:
             best = max(c["calls_per_s"] for c in classic)
-            console.print(f"{ours['calls_per_s'] / best:.1f}x classic AGI's best calls/s ({best})")
-    console.print(f"{results.get('commands_per_call')} AGI commands per complaint call; "
-                  f"storage: SQLite {results['storage_sqlite']['calls_per_s']} and PostgreSQL "
-                  f"{results['storage_postgresql']['calls_per_s']} complaints/s at 100 concurrent calls")
+            times = ours["calls_per_s"] / max(best, 1e-9)
+            out.append(f"saturation {top}: {times:.1f}x classic AGI's best calls/s ({best}) "
+                       f"(target >= 20x) {mark(times >= 20)}")
+    return out
 
 
 def main() -> None:

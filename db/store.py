@@ -3,6 +3,7 @@ unless its docstring says so."""
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import logging
 import tomllib
 from collections.abc import Callable
@@ -239,15 +240,19 @@ def add_call_records(s: Session, calls: list[dict], ids: dict) -> None:
             n[0] += 1
             n[1] += c["outcome"] == "complaint_filed"
     if counts:
-        A = CallerActivity.__table__
-        dialect_insert = pg_insert if conn.dialect.name == "postgresql" else sqlite_insert
-        stmt = dialect_insert(A)
-        conn.execute(stmt.on_conflict_do_update(
-            index_elements=[A.c.period, A.c.caller_hash],
-            set_={"calls": A.c.calls + stmt.excluded.calls,
-                  "complaints": A.c.complaints + stmt.excluded.complaints}),
-            [{"period": period, "caller_hash": h, "calls": n[0], "complaints": n[1]}
-             for (period, h), n in counts.items()])
+        conn.execute(_count_calls(conn.dialect.name),
+                     [{"period": period, "caller_hash": h, "calls": n[0], "complaints": n[1]}
+                      for (period, h), n in counts.items()])
+
+
+@functools.cache
+def _count_calls(dialect: str):
+    """The caller counters' upsert, built once (``excluded`` makes a new alias each time)."""
+    A = CallerActivity.__table__
+    stmt = (pg_insert if dialect == "postgresql" else sqlite_insert)(A)
+    return stmt.on_conflict_do_update(
+        index_elements=[A.c.period, A.c.caller_hash],
+        set_={"calls": A.c.calls + stmt.excluded.calls, "complaints": A.c.complaints + stmt.excluded.complaints})
 
 
 def record_call(s: Session, *args) -> None:

@@ -121,7 +121,8 @@ class FastAgiServer(Application):
 async def _read_reply(reader, replies: p.ReplyReader, session) -> p.Reply | None:
     """The reply to the command just sent; HANGUP lines on the way are noted. None on EOF."""
     while (reply := replies.next_reply(session.note_hangup)) is None:
-        data = await asyncio.wait_for(reader.read(4096), REPLY_TIMEOUT)
+        async with asyncio.timeout(REPLY_TIMEOUT):  # not wait_for: no Task per reply, less garbage
+            data = await reader.read(4096)
         if not data:
             return None
         replies.feed(data)

@@ -37,6 +37,13 @@ class OfficeCalendar:
             if weekday == day.weekday():
                 yield midnight + dt.timedelta(minutes=start), midnight + dt.timedelta(minutes=end)
 
+    def open_windows(self, first: dt.date, last: dt.date):
+        """The open (start, end) of every local day from ``first`` to ``last``, in order."""
+        day = first
+        while day <= last:
+            yield from self._windows(day)
+            day += dt.timedelta(days=1)
+
     def minutes(self, start: dt.datetime, end: dt.datetime) -> float:
         """Office minutes between two moments (0 if ``end`` is not after ``start``)."""
         if end <= start:

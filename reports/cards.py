@@ -6,7 +6,6 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import re
-from collections import Counter, defaultdict
 from dataclasses import dataclass
 from email.header import Header
 from email.mime.application import MIMEApplication
@@ -15,6 +14,7 @@ from email.mime.text import MIMEText
 from email.utils import formataddr, formatdate
 from pathlib import Path
 
+import numpy as np
 import yaml
 
 from accountability import figures as fg
@@ -22,7 +22,7 @@ from dispatch.render import CATALOG as DISPATCH_CATALOG
 from dispatch.render import WIRE
 from presentation import fa_digits
 from reports import render
-from reports.monthly import Report, Row, fill
+from reports.monthly import Report, Row, fill, per_office
 from reports.publish import ordered
 
 DEFAULT_RECIPIENTS = Path(__file__).with_name("recipients.yaml")
@@ -68,18 +68,13 @@ def _agency_parts(report: Report, agency_id: int) -> tuple[list[Row], list[tuple
     ref = report.ref
     indicators = {i.id: i.code for i in ref.indicators}
     names = {i.id: i.name_fa for i in ref.indicators}
-    mine = [m for m in report.measured if m[0].agency_id == agency_id]
-    by_province = defaultdict(list)
-    for m in mine:
-        by_province[m[0].province_id].append(m)
-    provinces = [fill(Row(p.area_code, p.name_fa), by_province[p.id], indicators)
-                 for p in ref.provinces if p.id in by_province]
-    per_office: dict[int, Counter] = defaultdict(Counter)
-    for f, _ in mine:
-        if f.office_id is not None:
-            per_office[f.office_id][f.indicator_id] += 1
+    measured = report.measured
+    mine = measured.where(measured.agency_id == agency_id)
+    present = set(np.unique(mine.province_id).tolist())
+    provinces = [fill(Row(p.area_code, p.name_fa), mine.where(mine.province_id == p.id), indicators)
+                 for p in ref.provinces if p.id in present]
     offices = []
-    for office_id, counts in sorted(per_office.items(), key=lambda kv: -sum(kv[1].values()))[:5]:
+    for office_id, counts in sorted(per_office(mine).items(), key=lambda kv: -sum(kv[1].values()))[:5]:
         o = ref.offices[office_id]
         lead = min(counts.items(), key=lambda kv: (-kv[1], kv[0]))[0]
         offices.append((f"{o.name_fa}، {o.city_fa}", sum(counts.values()), names[lead]))

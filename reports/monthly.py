@@ -12,15 +12,18 @@ from __future__ import annotations
 
 import datetime as dt
 import math
-from collections import Counter, defaultdict
+from collections import Counter
 from dataclasses import dataclass, field
 
+import numpy as np
+
+from accountability import bulk
 from accountability import figures as fg
 from accountability.actions import OUTCOMES
 from accountability.calendar import OfficeCalendar
 from presentation import TEHRAN
 from reports import data as db
-from reports.data import Filed, MonthData, Reference
+from reports.data import MISSING, Columns, Complaints, MonthData, Reference
 from reports.months import Month
 
 OUT_OF_SCOPE = "out_of_scope"
@@ -91,7 +94,7 @@ class Report:
     population_source: str
     unranked: int = 0
     calls_unknown_province: int = 0
-    measured: list = field(default_factory=list, repr=False)  # (Filed, Clocks), for the cards
+    measured: "Measured | None" = field(default=None, repr=False)  # the month's, for the cards
     ref: Reference | None = field(default=None, repr=False)
 
 
@@ -102,31 +105,74 @@ class Params:
     ack_hours: float = 1.0
 
 
-def measure(rows: list[Filed], p: Params, as_of: dt.datetime) -> list[tuple[Filed, fg.Clocks]]:
-    return [(f, fg.clocks(f.timeline, p.calendar, p.sla_hours * 60, p.ack_hours * 60, as_of)) for f in rows]
+@dataclass
+class Measured(Columns):
+    """Complaints with their clocks (``accountability.bulk``), in columns, by complaint id."""
+
+    agency_id: np.ndarray
+    province_id: np.ndarray
+    office_id: np.ndarray  # MISSING: none
+    indicator_id: np.ndarray
+    ack_minutes: np.ndarray  # NaN: not yet
+    resolve_minutes: np.ndarray
+    sla: np.ndarray  # bulk.MET | MISSED | PENDING
+    ack_target: np.ndarray
+    outcome: np.ndarray  # index into OUTCOMES, MISSING: none
+    rating: np.ndarray  # MISSING: none
 
 
-def fill(row: Row, measured: list[tuple[Filed, fg.Clocks]], indicators: dict[int, str]) -> Row:
-    """The handling figures of ``row`` from its complaints, measured."""
-    row.complaints = len(measured)
-    counts = Counter(indicators[f.indicator_id] for f, _ in measured)
-    row.by_indicator = {code: counts.get(code, 0) for code in indicators.values()}
-    acks = [c.ack_minutes for _, c in measured if c.ack_minutes is not None]
-    res = [c.resolve_minutes for _, c in measured if c.resolve_minutes is not None]
-    row.acknowledged, row.ack_median, row.ack_p90 = len(acks), fg.median(acks), fg.p90(acks)
-    row.resolved, row.res_median, row.res_p90 = len(res), fg.median(res), fg.p90(res)
-    row.ack_met = sum(c.ack_target == fg.MET for _, c in measured)
-    row.ack_decided = sum(c.ack_target != fg.PENDING for _, c in measured)
-    row.ack_share = fg.share(row.ack_met, row.ack_decided)
-    row.sla_met = sum(c.sla == fg.MET for _, c in measured)
-    row.sla_decided = sum(c.sla != fg.PENDING for _, c in measured)
+def measure(c: Complaints, p: Params, as_of: dt.datetime) -> Measured:
+    k = bulk.clocks(c.filed, c.acked, c.resolved, p.calendar, p.sla_hours * 60, p.ack_hours * 60, as_of)
+    return Measured(c.agency_id, c.province_id, c.office_id, c.indicator_id, k.ack_minutes,
+                    k.resolve_minutes, k.sla, k.ack_target, c.outcome, c.rating)
+
+
+def _count(mask: np.ndarray) -> int:
+    return int(np.count_nonzero(mask))
+
+
+def _known(minutes: np.ndarray) -> list[float]:
+    return np.sort(minutes[~np.isnan(minutes)]).tolist()
+
+
+def fill_sla(row: Row, m: Measured) -> Row:
+    """How many complaints ``row`` had, and its SLA figures (all a previous month is read for)."""
+    row.complaints = len(m)
+    row.sla_met = _count(m.sla == bulk.MET)
+    row.sla_decided = _count(m.sla != bulk.PENDING)
     row.sla_pending = row.complaints - row.sla_decided
     row.sla_share = fg.share(row.sla_met, row.sla_decided)
-    outcomes = Counter(f.timeline.outcome for f, _ in measured if f.timeline.outcome)
-    row.outcomes = {o: outcomes.get(o, 0) for o in OUTCOMES}
-    ratings = [f.rating for f, _ in measured if f.rating is not None]
+    return row
+
+
+def fill(row: Row, m: Measured, indicators: dict[int, str]) -> Row:
+    """The handling figures of ``row`` from its complaints, measured."""
+    fill_sla(row, m)
+    row.by_indicator = {code: _count(m.indicator_id == id_) for id_, code in indicators.items()}
+    acks, res = _known(m.ack_minutes), _known(m.resolve_minutes)
+    row.acknowledged, row.ack_median, row.ack_p90 = len(acks), fg.median(acks), fg.p90(acks)
+    row.resolved, row.res_median, row.res_p90 = len(res), fg.median(res), fg.p90(res)
+    row.ack_met = _count(m.ack_target == bulk.MET)
+    row.ack_decided = _count(m.ack_target != bulk.PENDING)
+    row.ack_share = fg.share(row.ack_met, row.ack_decided)
+    row.outcomes = {o: _count(m.outcome == i) for i, o in enumerate(OUTCOMES)}
+    ratings = m.rating[m.rating != MISSING].tolist()
     row.ratings, row.rating_mean = len(ratings), fg.mean(ratings)
     return row
+
+
+def per_office(m: Columns) -> dict[int, Counter]:
+    """Office id -> complaints per indicator id, offices in the order of their first complaint."""
+    has = m.office_id != MISSING
+    office, indicator = m.office_id[has], m.indicator_id[has]
+    if not office.size:
+        return {}
+    ids, first = np.unique(office, return_index=True)
+    out: dict[int, Counter] = {o: Counter() for o in ids[np.argsort(first, kind="stable")].tolist()}
+    pairs, counts = np.unique(np.stack([office, indicator]), axis=1, return_counts=True)
+    for (o, i), n in zip(pairs.T.tolist(), counts.tolist()):
+        out[o][i] = n
+    return out
 
 
 def _calls(row: Row, by_outcome: dict[str, int]) -> None:
@@ -157,26 +203,30 @@ def rank(rows: list[Row]) -> int:
     return len(rows) - len(ranked)
 
 
-def _rows(data: MonthData, ref: Reference, p: Params, as_of: dt.datetime, last_day: dt.date):
-    """(total, agency rows, province rows, the complaints measured) of one month."""
+def _rows(data: MonthData, ref: Reference, p: Params, as_of: dt.datetime, last_day: dt.date,
+          sla_only: bool = False):
+    """(total, agency rows, province rows, the complaints measured) of one month; ``sla_only``:
+    the counts and SLA figures only (a month read with ``data.month(sla_only=True)``)."""
     indicators = {i.id: i.code for i in ref.indicators}
     measured = measure(data.complaints, p, as_of)
-    by_agency, by_province = defaultdict(list), defaultdict(list)
-    for m in measured:
-        by_agency[m[0].agency_id].append(m)
-        by_province[m[0].province_id].append(m)
-    total = fill(Row("all", "همه"), measured, indicators)
+
+    def figures(row: Row, m: Measured) -> Row:
+        return fill_sla(row, m) if sla_only else fill(row, m, indicators)
+
+    total = figures(Row("all", "همه"), measured)
     all_calls: Counter = Counter()
     for by_outcome in data.calls.values():
         all_calls.update(by_outcome)
     _calls(total, dict(all_calls))
-    agencies = [fill(Row(a.code, a.name_fa), by_agency.get(a.id, []), indicators) for a in ref.agencies]
+    agencies = [figures(Row(a.code, a.name_fa), measured.where(measured.agency_id == a.id))
+                for a in ref.agencies]
+    with_complaints = set(np.unique(measured.province_id).tolist())
     provinces = []
     for pr in ref.provinces:
         live = pr.activated_on is not None and pr.activated_on <= last_day
-        if not live and pr.id not in by_province and pr.id not in data.calls:
+        if not live and pr.id not in with_complaints and pr.id not in data.calls:
             continue
-        row = fill(Row(pr.area_code, pr.name_fa, live=live), by_province.get(pr.id, []), indicators)
+        row = figures(Row(pr.area_code, pr.name_fa, live=live), measured.where(measured.province_id == pr.id))
         _calls(row, data.calls.get(pr.id, {}))
         row.population = ref.population.get(pr.area_code)
         if row.population:
@@ -190,7 +240,7 @@ def build(month: Month, data: MonthData, prev: MonthData | None, ref: Reference,
     last_day = _last_day(month)
     total, agencies, provinces, measured = _rows(data, ref, p, as_of, last_day)
     if prev is not None:
-        ptotal, pagencies, pprovinces, _ = _rows(prev, ref, p, as_of, _last_day(month.previous()))
+        ptotal, pagencies, pprovinces, _ = _rows(prev, ref, p, as_of, _last_day(month.previous()), sla_only=True)
         _compare(total, ptotal)
         for rows, prows in ((agencies, pagencies), (provinces, pprovinces)):
             before = {r.key: r for r in prows}
@@ -214,11 +264,7 @@ def _last_day(month: Month) -> dt.date:
 
 def hotspots(data: MonthData, ref: Reference, top: int) -> list[Hotspot]:
     """The offices with the most complaints, and the indicator most of them were about."""
-    per_office: dict[int, Counter] = defaultdict(Counter)
-    for f in data.complaints:
-        if f.office_id is not None:
-            per_office[f.office_id][f.indicator_id] += 1
-    ranked = sorted(per_office.items(), key=lambda kv: (-sum(kv[1].values()), kv[0]))[:top]
+    ranked = sorted(per_office(data.complaints).items(), key=lambda kv: (-sum(kv[1].values()), kv[0]))[:top]
     offices = ref.offices
     agencies = {a.id: a.name_fa for a in ref.agencies}
     provinces = {p.id: p.name_fa for p in ref.provinces}
@@ -238,6 +284,7 @@ def from_db(s, month: Month, p: Params, as_of: dt.datetime, top: int = 10) -> Re
     """Read the month and the one before it, and build the report."""
     ref = db.reference(s)
     data = db.month(s, month.start, month.end)
-    prev = db.month(s, month.previous().start, month.previous().end)
-    ref.offices = db.offices(s, {f.office_id for f in data.complaints if f.office_id is not None})
+    prev = db.month(s, month.previous().start, month.previous().end, sla_only=True)
+    office_ids = data.complaints.office_id
+    ref.offices = db.offices(s, set(np.unique(office_ids[office_ids != MISSING]).tolist()))
     return build(month, data, prev, ref, p, as_of, top)

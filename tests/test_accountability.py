@@ -91,6 +91,53 @@ def test_statistics_refuse_small_counts():
     assert p90([15, 20, 30, 40, 50, 120]) == 85.0  # linear between ranks: 50 + 0.5 * 70
 
 
+
+@pytest.mark.parametrize("cal", [CALENDAR, parse('hours = "sat-wed 07:00-14:00, thu 08:00-12:30"'),
+                                 parse('hours = "24/7"')], ids=["holiday", "thursday", "always"])
+def test_the_reports_column_clocks_are_the_one_complaint_clocks_to_the_bit(cal):
+    """accountability.bulk (numpy, for the monthly report) against figures.clocks, complaint by
+    complaint: same office minutes (float for float), same judgements, open ones included."""
+    import random
+
+    import numpy as np
+
+    from accountability import bulk
+
+    rng = random.Random(7)
+    start = tehran(2025, 9, 20, 0, 0)
+    filed = [start + dt.timedelta(seconds=rng.random() * 86400 * 41) for _ in range(3000)]  # to past as_of
+
+    def later(f):  # not yet, at once, before filing (a skewed clock), soon, days or weeks later
+        r = rng.random()
+        if r < 0.2:
+            return None
+        if r < 0.3:
+            return f - dt.timedelta(minutes=rng.random() * 90) if r < 0.25 else f
+        return f + dt.timedelta(seconds=rng.expovariate(1 / (3600 * rng.choice([0.5, 5, 48, 500]))))
+
+    events = [[(at, kind, None) for at, kind in ((later(f), "acknowledged"), (later(f), "resolved")) if at]
+              for f in filed]
+    lines = [timeline(i, f, e) for i, (f, e) in enumerate(zip(filed, events))]
+    as_of = tehran(2025, 10, 30, 10, 17)
+
+    def us(times):
+        return np.array([bulk.micros(t) if t else bulk.NONE for t in times], dtype=np.int64)
+
+    got = bulk.clocks(us(filed), us([t.acknowledged_at for t in lines]), us([t.resolved_at for t in lines]),
+                      cal, 180.0, 60.0, as_of)
+    judged = set()
+    for i, t in enumerate(lines):
+        want = clocks(t, cal, 180.0, 60.0, as_of)
+        ack, res = (None if np.isnan(x) else float(x) for x in (got.ack_minutes[i], got.resolve_minutes[i]))
+        assert (ack, res, bulk.JUDGEMENTS[got.sla[i]], bulk.JUDGEMENTS[got.ack_target[i]]) == \
+            (want.ack_minutes, want.resolve_minutes, want.sla, want.ack_target), t
+        judged.add(want.sla)
+    assert judged == {MET, MISSED, PENDING}
+    for minutes in (0.0, 1.5, 180.0, 5000.0):  # deadlines, to the microsecond
+        stamps = us(filed)
+        w = None if cal.hours.always else bulk._span(cal, [stamps])
+        assert bulk._deadlines(cal, w, stamps, minutes).tolist() == [bulk.micros(cal.add(f, minutes)) for f in filed]
+
 # ---- actions on a stored complaint, both databases -------------------------------------------
 @pytest.fixture
 def office(migrated):

@@ -210,7 +210,7 @@ def run(quick: bool) -> dict:
 
 
 def report(results: dict) -> None:
-    console = Console()
+    console = Console(width=max(Console().width, 132))  # the whole table, also in a log
     t = Table(title="128 IVR benchmark (figures from one run)")
     for col in ("load", "concurrent", "cmds/s", "calls/s", "p50 ms", "p99 ms", "max ms", "failed",
                 "RSS MB", "CPU %"):
@@ -241,6 +241,8 @@ def verdicts(results: dict) -> list[str]:
         out.append(f"realistic {top_real}: p99 {r['p99_ms']} ms (target < 5) {mark(r['p99_ms'] < 5)}; "
                    f"failed {r['failed']} (target 0) {mark(r['failed'] == 0)}; "
                    f"RSS {r['rss_mb']} MB (target < 200) {mark(r['rss_mb'] < 200)}")
+        out.append("  slowest steps there (p50 / p99 ms): " + "; ".join(
+            f"{step} {p50} / {p99}" for step, p50, p99 in r.get("slowest_steps", [])[:3]))
     top = max((int(k.split("_")[1]) for k in results if k.startswith("saturation_")), default=None)
     if top:
         ours, floor = results[f"saturation_{top}"], results.get(f"floor_{top}")

@@ -82,6 +82,7 @@ class Backend:
         self.journal = Journal(Path(settings.data_dir) / "journal")
         self.writer = GroupWriter(self.Session, self._write, self._write_batch)
         self.calendar = office_calendar(settings.office_calendar or None)
+        self._recordings_dir = str(settings.recordings_path)  # resolved once, not per call
         self._ids: dict | None = None
         self._ids_at = 0.0
         self._plans: dict[tuple[int, int], Plan] = {}  # routes per (agency, province), with the ids
@@ -110,7 +111,7 @@ class Backend:
         directory = self.directory() if self.refresh_inline else self._directory
         call = Call(self.menu, directory, safe.get("agi_arg_1"),
                     operator=bool(self.settings.operator_queue),
-                    recordings_dir=str(self.settings.recordings_path),
+                    recordings_dir=self._recordings_dir,
                     new_name=lambda: secrets.token_hex(16))
         return AgiSession(call), CallContext(now, time.monotonic(), caller_hash, period)
 

@@ -224,3 +224,24 @@ def test_attacks_leave_no_task_or_file_descriptor_behind(backend):
             assert len(asyncio.all_tasks()) <= tasks_before
             assert open_fds() <= before, "a file descriptor was left open"
     asyncio.run(scenario())
+
+
+def test_an_asterisk_that_stops_replying_is_closed_after_the_reply_timeout(backend):
+    async def scenario():
+        async with running_server(backend, reply_timeout=0.8) as (server, port):
+            r, w = await asyncio.open_connection("127.0.0.1", port)
+            w.write(headers())
+            assert (await r.readline()).startswith(b"ANSWER")
+            w.write(b"200 result=0\n")  # one reply, then silence
+            await r.readline()
+            started = time.monotonic()
+            assert await closed_within(r, 5), "a silent peer must not hold the call forever"
+            assert time.monotonic() - started >= 0.7  # not before the timeout
+            for _ in range(50):
+                if not server.active:
+                    break
+                await asyncio.sleep(0.05)
+            assert not server.active and not server.lines
+            w.close()
+            await a_real_call_works(port, backend)
+    asyncio.run(scenario())

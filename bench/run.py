@@ -1,14 +1,16 @@
-"""The IVR benchmark: one command, one table, every figure from the same run.
+"""The 128 benchmarks in one command: the IVR table (every figure from the same run), then the report table.
 
-    .venv/bin/python -m bench.run            # full run (about 6 minutes)
-    .venv/bin/python -m bench.run --quick    # smaller loads, for a smoke test
+    .venv/bin/python -m bench.run                  # everything (about 25 minutes)
+    .venv/bin/python -m bench.run --skip-reports   # the IVR only (about 10 minutes)
+    .venv/bin/python -m bench.run --quick          # smaller loads, for a smoke test
 
 1. realistic load (1,000 and 2,000 concurrent calls, 1-3 s per prompt): per-command turnaround
    inside the server, failed calls, server RSS and CPU;
 2. saturation (no playback) at 10 / 100 / 1,000 concurrent calls: AGI commands/s and calls/s
    of `favad serve`, beside the floor (a bare panoramisk FastAGI app sending the same commands)
    and classic AGI (a `favad agi` process per call);
-3. storage: complaints filed per second under concurrent calls, SQLite and PostgreSQL.
+3. storage: complaints filed per second under concurrent calls, SQLite and PostgreSQL;
+4. reports: `favad report monthly` over 100,000 and 1,000,000 complaints (bench/report_bench.py).
 The load generator runs in its own process (bench/loadgen.py). Results also go to
 bench/results/latest.json.
 """
@@ -260,14 +262,20 @@ def verdicts(results: dict) -> list[str]:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description="The 128 IVR benchmark.")
+    ap = argparse.ArgumentParser(description="The 128 benchmarks: the IVR, then the monthly report.")
     ap.add_argument("--quick", action="store_true", help="smaller loads (a smoke test)")
+    ap.add_argument("--skip-reports", action="store_true",
+                    help="only the IVR (the report benchmark fills 100,000 and 1,000,000 complaints)")
     a = ap.parse_args()
     results = run(a.quick)
     out = ROOT / "bench" / "results"
     out.mkdir(exist_ok=True)
     (out / ("quick.json" if a.quick else "latest.json")).write_text(json.dumps(results, indent=2))
     report(results)
+    if not a.skip_reports:
+        from bench import report_bench
+
+        report_bench.main(["--sizes", "3000", "--repeat", "1"] if a.quick else [])
 
 
 if __name__ == "__main__":

@@ -5,8 +5,6 @@ import datetime as dt
 from zoneinfo import ZoneInfo
 
 import jdatetime
-from rich.console import Console
-from rich.table import Table
 
 TEHRAN = ZoneInfo("Asia/Tehran")
 _FA_DIGITS = str.maketrans("0123456789", "۰۱۲۳۴۵۶۷۸۹")
@@ -29,6 +27,9 @@ def jalali(value, persian_digits: bool = False, fmt: str = "%Y/%m/%d %H:%M") -> 
 
 def table(rows: list[dict], columns: list[str]) -> None:
     """A terminal table of ``rows`` (or a line saying there is nothing)."""
+    from rich.console import Console  # here: rich takes 0.1 s to import, and most commands print no table
+    from rich.table import Table
+
     console = Console()
     if not rows:
         console.print("(nothing to show)")

@@ -2,14 +2,32 @@
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import time
 from pathlib import Path
 
 import click
 
 from config.cli import fail, load_settings
-from db.commands import _guard, _session
 from presentation import fa_digits
+
+
+# db.commands' helpers, imported when a command runs rather than when the command line starts:
+# it imports SQLAlchemy (0.3 s), and `report monthly` starts its drawing process before that
+def _session(ctx):
+    from db.commands import _session
+
+    return _session(ctx)
+
+
+def _guard(fn):
+    """``db.commands._guard``: a database that is down or not upgraded, a clear message."""
+    @functools.wraps(fn)
+    def wrapper(*a, **kw):
+        from db.commands import _guard
+
+        return _guard(fn)(*a, **kw)
+    return wrapper
 
 
 def _now() -> dt.datetime:
@@ -85,21 +103,31 @@ def report():
 @click.option("--format", "formats", default="html,pdf,csv", show_default=True,
               help="Comma-separated: html, pdf, csv (the heat maps always come along).")
 @click.pass_context
-@_guard
 def report_monthly(ctx, month, as_of, out, formats):
     """The month's report per agency and province: HTML, PDF and CSV."""
-    from reports import publish
+    from reports import drawing
 
     m = _month(month)
     wanted = tuple(f.strip() for f in formats.split(",") if f.strip())
     if bad := set(wanted) - {"html", "pdf", "csv"}:
         fail(f"unknown format(s): {', '.join(sorted(bad))}", 2)
+    at = _as_of(as_of)
     started = time.monotonic()
     now = _now()
-    rep = _build(ctx, m, _as_of(as_of))
-    _write(_out_dir(ctx, out, m), publish.monthly(rep, now, wanted))
+    # the heat maps' process first: forked before a connection is open and before SQLAlchemy and
+    # the report's modules are imported here, so that it imports matplotlib meanwhile
+    with drawing.start() as pool:
+        rep, files = _guard(_monthly)(ctx, m, at, now, wanted, pool)
+    _write(_out_dir(ctx, out, m), files)
     click.echo(f"{m.key}: {rep.total.complaints} complaints, {rep.total.calls} calls "
                f"({time.monotonic() - started:.1f} s)", err=True)
+
+
+def _monthly(ctx, month, as_of, now, wanted, pool):
+    from reports import publish
+
+    rep = _build(ctx, month, as_of)
+    return rep, publish.monthly(rep, now, wanted, pool)
 
 
 @report.command("heatmap")

@@ -2,9 +2,12 @@
 from __future__ import annotations
 
 import datetime as dt
+from concurrent.futures import Executor
 
-from reports import heatmap, render
+from reports import drawing, render
 from reports.monthly import Report, Row, _last_day
+
+MAPS = ("heatmap-provinces", "heatmap-agency-indicator")  # heatmap.FIGURES, without importing matplotlib
 
 
 def ordered(rows: list[Row]) -> list[Row]:
@@ -13,33 +16,48 @@ def ordered(rows: list[Row]) -> list[Row]:
 
 
 def images(report: Report) -> dict[str, bytes]:
+    """The heat maps as PNG and SVG, drawn here (each figure laid out once for both)."""
+    from reports import heatmap
+
     files = {}
-    for name, figure in (("heatmap-provinces", heatmap.province_map), ("heatmap-agency-indicator", heatmap.agency_indicator)):
+    for name, figure in heatmap.FIGURES.items():
         files |= {f"{name}.{fmt}": data for fmt, data in heatmap.save(figure(report)).items()}
     return files
 
 
-def monthly_html(report: Report, pictures: dict[str, bytes], generated_at: dt.datetime,
-                 fmt: str = "svg") -> str:
-    """The report as one self-contained page; ``fmt`` of the pictures in it (the PDF takes PNG:
-    WeasyPrint draws matplotlib's SVG twice as slowly)."""
-    mime = {"svg": "image/svg+xml", "png": "image/png"}[fmt]
+def monthly_html(report: Report, pictures: dict[str, str], generated_at: dt.datetime) -> str:
+    """The report as one page; ``pictures``: the src of each heat map's picture."""
     return render.html(
         "monthly.html", report=report, generated_at=generated_at, last_day=_last_day(report.month),
         ranked_agencies=ordered(report.agencies), ranked_provinces=ordered(report.provinces),
-        images={"map": render.data_uri(pictures[f"heatmap-provinces.{fmt}"], mime),
-                "matrix": render.data_uri(pictures[f"heatmap-agency-indicator.{fmt}"], mime)})
+        images={"map": pictures["heatmap-provinces"], "matrix": pictures["heatmap-agency-indicator"]})
 
 
-def monthly(report: Report, generated_at: dt.datetime, formats: tuple[str, ...] = ("html", "pdf", "csv")
-            ) -> dict[str, bytes]:
-    """The monthly report's files: monthly.html/.pdf/.csv and the heat maps."""
-    pictures = images(report)
-    files = dict(pictures)
-    if "html" in formats:
-        files["monthly.html"] = monthly_html(report, pictures, generated_at).encode()
+def monthly(report: Report, generated_at: dt.datetime, formats: tuple[str, ...] = ("html", "pdf", "csv"),
+            pool: Executor | None = None) -> dict[str, bytes]:
+    """The monthly report's files: monthly.html (self-contained, its maps as SVG), monthly.pdf
+    (its maps as PNG: WeasyPrint draws matplotlib's SVG twice as slowly), monthly.csv and the
+    heat maps in both formats. With ``pool`` (``drawing.start()``) the maps are drawn there, the
+    PNGs first, while WeasyPrint is imported here and the PDF begun (it waits for them), then the
+    SVGs while the PDF is laid out."""
+    if pool is None:
+        drawn = images(report)
+        pngs = svgs = lambda: drawn  # noqa: E731
+    else:
+        maps = drawing.Maps.of(report)
+        pngs = pool.submit(drawing.draw, maps, "png").result  # first: the PDF waits for them
+        svgs = pool.submit(drawing.draw, maps, "svg").result
+    pdf = None
     if "pdf" in formats:
-        files["monthly.pdf"] = render.pdf(monthly_html(report, pictures, generated_at, "png"))
+        page = monthly_html(report, {name: f"{render.FIGURE}{name}.png" for name in MAPS}, generated_at)
+        pdf = render.pdf(page, lambda png: pngs()[png])
+    pictures = pngs() | svgs()
+    files = {f"{name}.{fmt}": pictures[f"{name}.{fmt}"] for name in MAPS for fmt in ("png", "svg")}
+    if "html" in formats:
+        svg = {name: render.data_uri(pictures[f"{name}.svg"], "image/svg+xml") for name in MAPS}
+        files["monthly.html"] = monthly_html(report, svg, generated_at).encode()
+    if pdf is not None:
+        files["monthly.pdf"] = pdf
     if "csv" in formats:
         files["monthly.csv"] = render.to_csv(report)
     return files

@@ -8,6 +8,7 @@ import csv
 import io
 import logging
 import tomllib
+from collections.abc import Callable
 from pathlib import Path
 
 import jdatetime
@@ -109,13 +110,32 @@ def html(template: str, **context) -> str:
     return ENV.get_template(template).render(**context)
 
 
-def pdf(html_text: str) -> bytes:
-    """The HTML as PDF; WeasyPrint shapes Persian with HarfBuzz through the fonts installed."""
-    from weasyprint import HTML
+def load_weasyprint():
+    """WeasyPrint, imported when a PDF is first wanted (it takes 0.6 s)."""
+    import weasyprint
 
     logging.getLogger("weasyprint").setLevel(logging.ERROR)
     logging.getLogger("fontTools").setLevel(logging.ERROR)
-    return HTML(string=html_text, base_url=str(TEMPLATES)).write_pdf()
+    return weasyprint
+
+
+FIGURE = "figure:"  # src="figure:NAME": an image given to pdf(), not a file or a data URI
+
+
+def pdf(html_text: str, figures: Callable[[str], bytes] | None = None) -> bytes:
+    """The HTML as PDF; WeasyPrint shapes Persian with HarfBuzz through the fonts installed.
+    ``figures``: name -> PNG bytes, for the page's ``src="figure:NAME"``, asked for when WeasyPrint
+    reaches the image, so that the PDF can be begun while they are still being drawn."""
+    weasyprint = load_weasyprint()
+    from weasyprint.urls import URLFetcher, URLFetcherResponse
+
+    class Fetcher(URLFetcher):
+        def fetch(self, url, headers=None):
+            if figures is not None and url.startswith(FIGURE):
+                return URLFetcherResponse(url, figures(url.removeprefix(FIGURE)), {"Content-Type": "image/png"})
+            return super().fetch(url, headers)
+
+    return weasyprint.HTML(string=html_text, base_url=str(TEMPLATES), url_fetcher=Fetcher()).write_pdf()
 
 
 # ---- CSV ------------------------------------------------------------------------------------

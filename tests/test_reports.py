@@ -304,6 +304,24 @@ def test_monthly_html_pdf_csv_and_heat_maps_in_persian(month_db, tmp_path):
 
 
 @SQLITE_ONLY
+def test_heat_maps_drawn_in_their_own_process_are_the_bytes_drawn_here(month_db):
+    """`report monthly` draws the maps in a forked process (while it reads the month and lays out
+    the PDF); `report heatmap` draws them in its own. The same month gives the same bytes."""
+    from reports import drawing, publish
+
+    _, Session = month_db
+    with Session() as s:
+        rep = from_db(s, months.parse("1404-07"), Params(parse_calendar(CALENDAR_TOML)), AS_OF)
+    now = dt.datetime(2025, 10, 23, 6, 0, tzinfo=dt.timezone.utc)
+    with drawing.start() as pool:
+        there = publish.monthly(rep, now, ("html", "csv"), pool)
+    assert list(there) == ["heatmap-provinces.png", "heatmap-provinces.svg", "heatmap-agency-indicator.png",
+                           "heatmap-agency-indicator.svg", "monthly.html", "monthly.csv"]
+    assert publish.images(rep) == {k: v for k, v in there.items() if k.startswith("heatmap-")}
+    assert publish.monthly(rep, now, ("html", "csv")) == there
+
+
+@SQLITE_ONLY
 def test_an_empty_month_says_so_in_the_report(month_db, tmp_path):
     from cli import main
 

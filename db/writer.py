@@ -96,7 +96,10 @@ class GroupWriter:
                 _settle(future, exception=e)
             return
         for (_, _, future), result in zip(batch, results):
-            _settle(future, result)
+            if isinstance(result, Exception):  # that write alone was refused; the rest stand
+                _settle(future, exception=result)
+            else:
+                _settle(future, result)
 
 
 def _settle(future: Future, result=None, exception: BaseException | None = None) -> None:

@@ -219,7 +219,10 @@ class Backend:
                                                     self._sla_due(created), entry["code"], ids))
                     complaints.append(i)
                 except LookupError:  # an office added since the ids were taken: the careful path
-                    results[i] = self._write(s, kind, entry)
+                    try:
+                        results[i] = self._write(s, kind, entry)
+                    except LookupError as e:  # gone for good: this caller hears the apology, not the batch
+                        results[i] = e
             elif kind == "call":
                 calls.append(self._call_row(entry))
             else:

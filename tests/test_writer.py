@@ -117,3 +117,13 @@ def test_routes_follow_a_unit_import_once_the_cache_expires(backend, monkeypatch
     monkeypatch.setattr(backend, "_ids_at", 0.0)  # as DIRECTORY_TTL seconds later
     code = commit(backend, [("complaint", entry(DRAFTS[1]))])[0]
     assert stored(backend, code)[2][2] == "no_agency_unit"
+
+
+def test_a_complaint_about_a_vanished_office_fails_alone(backend):
+    gone = ComplaintDraft("28", "101", "289999", "disrespect", None)  # no such office (any more)
+    batch = [("complaint", entry(DRAFTS[0])), ("complaint", entry(gone)), ("complaint", entry(DRAFTS[2]))]
+    futures = [(kind, e, Future()) for kind, e in batch]
+    backend.writer._commit(futures)
+    assert futures[1][2].exception(5).__class__ is LookupError
+    assert [f.result(5) for _, _, f in (futures[0], futures[2])] == [batch[0][1]["code"], batch[2][1]["code"]]
+    assert count(backend, Complaint) == 2

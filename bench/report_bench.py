@@ -157,6 +157,7 @@ def main(argv=None) -> None:
     ap.add_argument("--sizes", type=int, nargs="+", default=[100_000, 1_000_000])
     ap.add_argument("--backends", nargs="+", choices=["sqlite", "postgresql"], default=["sqlite", "postgresql"])
     ap.add_argument("--repeat", type=int, default=2, help="report runs per cell; the best is kept")
+    ap.add_argument("--out", type=Path, default=RESULTS, help="where the JSON results go")
     args = ap.parse_args(argv)
     rows = []
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
@@ -179,12 +180,12 @@ def main(argv=None) -> None:
                   f"floor: the default for an empty month ({EMPTY_MONTH}), same database.")
     console.print(table)
     RESULTS.parent.mkdir(exist_ok=True)
-    RESULTS.write_text(json.dumps({
+    args.out.write_text(json.dumps({
         "command": " ".join(["python -m bench.report_bench", *(sys.argv[1:] if argv is None else argv)]),
         "when": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
         "machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
         "report_month": REPORT_MONTH, "as_of": _as_of().isoformat(), "results": rows}, indent=2) + "\n")
-    console.print(f"results: {RESULTS.relative_to(ROOT)}")
+    console.print(f"results: {args.out}")
 
 
 if __name__ == "__main__":

@@ -275,7 +275,8 @@ def main() -> None:
     if not a.skip_reports:
         from bench import report_bench
 
-        report_bench.main(["--sizes", "3000", "--repeat", "1"] if a.quick else [])
+        quick = ["--sizes", "3000", "--repeat", "1", "--out", str(out / "report-quick.json")]
+        report_bench.main(quick if a.quick else [])
 
 
 if __name__ == "__main__":

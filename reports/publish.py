@@ -2,11 +2,16 @@
 from __future__ import annotations
 
 import datetime as dt
-from concurrent.futures import Executor
+import functools
+import logging
+from collections.abc import Callable
+from concurrent.futures import Executor, Future
+from concurrent.futures.process import BrokenProcessPool
 
 from reports import drawing, render
 from reports.monthly import Report, Row, _last_day
 
+log = logging.getLogger(__name__)
 MAPS = ("heatmap-provinces", "heatmap-agency-indicator")  # heatmap.FIGURES, without importing matplotlib
 
 
@@ -45,8 +50,8 @@ def monthly(report: Report, generated_at: dt.datetime, formats: tuple[str, ...] 
         pngs = svgs = lambda: drawn  # noqa: E731
     else:
         maps = drawing.Maps.of(report)
-        pngs = pool.submit(drawing.draw, maps, "png").result  # first: the PDF waits for them
-        svgs = pool.submit(drawing.draw, maps, "svg").result
+        pngs = _drawn(pool.submit(drawing.draw, maps, "png"), maps, "png")  # first: the PDF waits for them
+        svgs = _drawn(pool.submit(drawing.draw, maps, "svg"), maps, "svg")
     pdf = None
     if "pdf" in formats:
         page = monthly_html(report, {name: f"{render.FIGURE}{name}.png" for name in MAPS}, generated_at)
@@ -61,3 +66,16 @@ def monthly(report: Report, generated_at: dt.datetime, formats: tuple[str, ...] 
     if "csv" in formats:
         files["monthly.csv"] = render.to_csv(report)
     return files
+
+
+def _drawn(future: Future, maps: drawing.Maps, fmt: str) -> Callable[[], dict[str, bytes]]:
+    """The maps the drawing process made; drawn here if that process died (killed, out of
+    memory): a report is late, never missing."""
+    @functools.cache
+    def result() -> dict[str, bytes]:
+        try:
+            return future.result()
+        except BrokenProcessPool:
+            log.warning("the drawing process died: drawing the %s maps in this one", fmt)
+            return drawing.draw(maps, fmt)
+    return result

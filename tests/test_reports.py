@@ -409,3 +409,23 @@ def test_a_mail_server_that_is_down_leaves_cards_waiting_then_sends_them(month_d
         assert mail.deliver(s, fast, now + dt.timedelta(minutes=5), later) == (1, 0)
         assert later.sent == ["a@example.ir"] and mail.counts(s) == {"sent": 1, "dead": 1}
         assert s.scalar(select(ReportMessage.last_error).where(ReportMessage.status == "dead")) == "test"
+
+
+@SQLITE_ONLY
+def test_a_drawing_process_that_dies_costs_time_not_the_report(month_db):
+    import os
+    import signal
+
+    from reports import drawing, publish
+
+    _, Session = month_db
+    with Session() as s:
+        rep = from_db(s, months.parse("1404-07"), Params(parse_calendar(CALENDAR_TOML)), AS_OF)
+    now = dt.datetime(2025, 10, 23, 6, 0, tzinfo=dt.timezone.utc)
+    with drawing.start() as pool:
+        pool.submit(os.getpid).result(30)  # the process is up
+        for pid in list(pool._processes):
+            os.kill(pid, signal.SIGKILL)  # as the OOM killer would
+        files = publish.monthly(rep, now, ("html", "csv"), pool)
+    assert publish.images(rep) == {k: v for k, v in files.items() if k.startswith("heatmap-")}
+    assert files["monthly.html"].count(b"data:image/svg+xml") == 2  # both maps, in the page

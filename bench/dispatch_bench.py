@@ -18,7 +18,6 @@ import datetime as dt
 import email
 import email.policy
 import os
-import secrets
 import multiprocessing
 import statistics
 import subprocess
@@ -30,18 +29,16 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
 
-from sqlalchemy import create_engine, func, select, text, update
+from sqlalchemy import func, select, update
 
+from bench.run import database as fresh_database
 from db.engine import make_engine, make_sessionmaker
-from db.migrate import upgrade
-from db.store import file_complaint, load_demo
+from db.store import file_complaint
 from dispatch.loopback import SmsSink, SmtpSink
 from dispatch.models import OutboxMessage
-from dispatch.units import load_demo_units
 from ivr.events import ComplaintDraft
 
 FAVAD = str(Path(sys.executable).with_name("favad"))
-PG_URL = os.environ.get("FAVAD_TEST_PG_URL", "postgresql://postgres@127.0.0.1:5432/test")
 DRAFTS = [ComplaintDraft("28", "101", "280101", "disrespect", None),
           ComplaintDraft("26", "104", "260104", "work_postponed", None),
           ComplaintDraft("21", "108", "210108", "employee_absent", None),
@@ -50,32 +47,14 @@ DRAFTS = [ComplaintDraft("28", "101", "280101", "disrespect", None),
 
 @contextmanager
 def database(kind: str, workdir: Path):
-    """A fresh, migrated database with the demo data and units."""
-    if kind == "sqlite":
-        url = f"sqlite:///{workdir}/bench-{secrets.token_hex(3)}.sqlite3"
-        drop = None
-    else:
-        schema = f"bench_{secrets.token_hex(4)}"
-        admin = create_engine(PG_URL.replace("postgresql://", "postgresql+psycopg://"))
-        with admin.begin() as c:
-            c.execute(text(f'CREATE SCHEMA "{schema}"'))
-        url = f"{PG_URL}?options=-csearch_path%3D{schema}"
-
-        def drop():
-            with admin.begin() as c:
-                c.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
-            admin.dispose()
-    upgrade(url)
-    engine = make_engine(url)
-    with make_sessionmaker(engine)() as s:
-        load_demo(s)
-        load_demo_units(s)
-    try:
-        yield url, engine
-    finally:
-        engine.dispose()
-        if drop:
-            drop()
+    """bench.run's fresh database (migrated, demo data and units), with an engine on it."""
+    workdir.mkdir(parents=True, exist_ok=True)
+    with fresh_database("postgresql" if kind == "postgres" else kind, workdir) as url:
+        engine = make_engine(url)
+        try:
+            yield url, engine
+        finally:
+            engine.dispose()
 
 
 class Sinks:
@@ -228,7 +207,8 @@ def main() -> None:
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         for n in (int(x) for x in a.dispatchers.split(",")):
-            rows.append(run(a.db, n, a.complaints, a.rate, a.backlog, Path(tmp), a.smtp_delay))
+            rows.append(run(a.db, n, a.complaints, a.rate, a.backlog, Path(tmp) / f"{n}-dispatchers",
+                            a.smtp_delay))
     print(f"\n{a.complaints} complaints at {a.rate:g}/s (filed at {rows[0]['filing']:.1f}/s; "
           f"{rows[0]['sent']} messages: email + SMS), {a.db}, {os.cpu_count()} CPUs; "
           f"then a backlog of {a.backlog} complaints drained; SMTP accepts in {a.smtp_delay * 1000:g} ms")

@@ -123,9 +123,9 @@ def complaint_row(draft: ComplaintDraft, now: dt.datetime, sla_due_at: dt.dateti
             "outcome": None, "recording_path": draft.recording, "sla_due_at": sla_due_at}
 
 
-def _filed_event(complaint_id: int, at: dt.datetime) -> dict:
-    return {"complaint_id": complaint_id, "at": at, "kind": "filed", "status": "received",
-            "actor": "ivr", "note": None}
+def _filed_event(at: dt.datetime) -> dict:
+    """A complaint's first event (the same through both paths)."""
+    return {"at": at, "kind": "filed", "status": "received", "actor": "ivr", "note": None}
 
 
 def add_complaint(s: Session, draft: ComplaintDraft, now: dt.datetime, sla_hours: float,
@@ -138,20 +138,17 @@ def add_complaint(s: Session, draft: ComplaintDraft, now: dt.datetime, sla_hours
     taken by another complaint is drawn again. The careful path: ``insert_complaints`` is the
     fast one.
     """
+    due, code = sla_due_at or now + dt.timedelta(hours=sla_hours), code or new_code()
     try:
-        row = complaint_row(draft, now, sla_due_at or now + dt.timedelta(hours=sla_hours),
-                            code or new_code(), ids or {})
+        row = complaint_row(draft, now, due, code, ids or {})
     except LookupError:  # no cache, or added since it was taken
-        row = complaint_row(draft, now, sla_due_at or now + dt.timedelta(hours=sla_hours),
-                            code or new_code(), reference_ids(s))
-    code = row["tracking_code"]
+        row = complaint_row(draft, now, due, code, reference_ids(s))
     while (same := s.scalar(select(Complaint).where(Complaint.tracking_code == code))) is not None:
         if (same.created_at, same.indicator_id, same.agency_id) == (now, row["indicator_id"], row["agency_id"]):
             return same  # stored before: exactly once
         code = row["tracking_code"] = new_code()  # taken by another complaint: draw again
     complaint = Complaint(**row)
-    complaint.events.append(ComplaintEvent(**{k: v for k, v in _filed_event(0, now).items()
-                                              if k != "complaint_id"}))
+    complaint.events.append(ComplaintEvent(**_filed_event(now)))
     s.add(complaint)
     enqueue_complaint(s, complaint, now)  # same transaction: the transactional outbox
     s.flush()
@@ -173,7 +170,7 @@ def insert_complaints(s: Session, rows: list[dict], plan: Callable[[int, int], P
     events, routes, messages = [], [], []
     for complaint_id, row in zip(ids, rows):
         p, now = plan(row["agency_id"], row["province_id"]), row["created_at"]
-        events.append(_filed_event(complaint_id, now))
+        events.append({"complaint_id": complaint_id, **_filed_event(now)})
         routes.append(route_row(p, complaint_id, now))
         messages += message_rows(p, complaint_id, "complaint", now)
     conn.execute(insert(ComplaintEvent.__table__), events)

@@ -37,8 +37,7 @@ class FastAgiServer(Application):
         self.reply_timeout = reply_timeout
         self.script = script
         self.max_connections = max_connections
-        self.active: set[asyncio.Task] = set()
-        self.lines: dict[asyncio.Task, _Line] = {}  # what the reply watchdog looks at
+        self.lines: dict[asyncio.Task, _Line] = {}  # the calls in progress, for the reply watchdog
         self.executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="favad-db")
         self.server: asyncio.AbstractServer | None = None
 
@@ -50,6 +49,11 @@ class FastAgiServer(Application):
         self._housekeeper = asyncio.create_task(self._housekeeping())
         self._watchdog = asyncio.create_task(self._watch_replies())
         return self.server
+
+    @property
+    def active(self):
+        """The tasks of the calls in progress."""
+        return self.lines.keys()
 
     async def _watch_replies(self) -> None:
         """Close the calls whose Asterisk has not replied within ``reply_timeout``: one sweep
@@ -83,7 +87,6 @@ class FastAgiServer(Application):
             log.warning("connection limit (%d) reached: refusing a connection", self.max_connections)
             await _close(writer)
             return
-        self.active.add(task)
         self.lines[task] = line = _Line(writer)
         try:
             await self._serve(reader, writer, line)
@@ -93,7 +96,6 @@ class FastAgiServer(Application):
         except Exception:
             log.exception("FastAGI connection failed")
         finally:
-            self.active.discard(task)
             self.lines.pop(task, None)
             await _close(writer)
 

@@ -171,3 +171,5 @@ CALL_OUTCOMES = (
     "failed_input",
 )
 STATUSES = ("received", "forwarded", "under_review", "resolved")
+    "system_error",
+    "refused",  # over a per-caller limit: nothing stored or looked up

@@ -17,9 +17,13 @@ class Ask:
 
 @dataclass(frozen=True)
 class Play:
-    """Play prompts; a key skips the rest."""
+    """Play prompts; a key skips the rest, and is then dropped: it answers no question.
+
+    ``interruptible=False`` plays them in full whatever the caller types (a notice that ends
+    the call must be heard, not skipped by keys typed ahead)."""
 
     prompts: tuple[str, ...]
+    interruptible: bool = True
 
 
 @dataclass(frozen=True)
@@ -96,12 +100,15 @@ class Recorded:
 
 @dataclass(frozen=True)
 class Filed:
-    tracking_code: str | None  # None: storing failed
+    tracking_code: str | None  # None: storing failed, or refused
+    refused: bool = False  # the caller is over their complaint limit: nothing was stored
 
 
 @dataclass(frozen=True)
 class StatusFound:
-    status: str | None  # None: no such complaint; "unavailable": the database is away
+    # None: no such complaint; "unavailable": the database is away; "limited": too many
+    # tracking-code attempts from this caller today (nothing was looked up)
+    status: str | None
     outcome: str | None = None
     rated: bool = False
 

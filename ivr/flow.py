@@ -28,7 +28,7 @@ from ivr.tracking import is_well_formed
 
 # an outcome reached later in a call outranks an earlier, lesser one
 OUTCOME_RANK = ("abandoned", "failed_input", "system_error", "province_inactive", "operator",
-                "followup", "out_of_scope", "complaint_filed")
+                "followup", "out_of_scope", "refused", "complaint_filed")
 MAX_REPEATS = 10
 
 Flow = Generator[Action, Event, None]
@@ -98,7 +98,9 @@ class Call:
         self.province = province
         if province not in self.dir.active_provinces:
             self._note("province_inactive")
-            yield Play(lead + (m.section("province")["inactive"],))
+            if lead:  # the welcome may be skipped, the reason the call ends may not
+                yield Play(lead)
+            yield Play((m.section("province")["inactive"],), interruptible=False)
             yield Finish("province_inactive", province)
             return
         main_prompts = tuple(m.section("main")["prompts"])
@@ -196,7 +198,8 @@ class Call:
                 return None
 
     def _new_complaint(self) -> Flow:
-        """File one complaint: "filed", "out_of_scope", or None on failure."""
+        """File one complaint: "filed", "out_of_scope", "refused", "failed" (not stored), or None
+        when tries ran out."""
         while True:
             where = yield from self._choose_office()
             if where is None:
@@ -225,10 +228,15 @@ class Call:
                 continue
             draft = ComplaintDraft(province, agency, office, indicator, self._recording)
             filed = yield FileComplaint(draft)
+            sec = self.menu.section("filed")
+            if filed.refused:
+                # an admin's menu from before the limits may lack the key: the catalog has the prompt
+                yield from self._refuse(sec.get("limit_reached", "filed-limit-reached"))
+                return "refused"
             if filed.tracking_code is None:
                 # the driver could not store it: say so rather than read a code that means nothing
                 self._note("system_error")
-                yield Play((self.menu.section("filed")["store_failed"], self.menu.default("goodbye")))
+                yield self._notice(sec["store_failed"])
                 yield Finish(self.outcome, self.province)
                 return "failed"
             self._recording = None  # now owned by the complaint
@@ -279,11 +287,16 @@ class Call:
             found = yield LookupStatus(event.digits)
             if found.status is None:
                 continue
+            if found.status == "limited":
+                yield from self._refuse(sec.get("limited", "followup-limited"))
+                return
             said = (f"status-{found.status}",)
             if found.outcome:
                 said += (f"outcome-{found.outcome}",)
             if found.status == "resolved" and not found.rated:
                 yield from self._rate(event.digits, said)
+            elif found.status == "unavailable":
+                yield Play(said + tuple(sec["then"]), interruptible=False)
             else:
                 yield Play(said + tuple(sec["then"]))
             yield Finish("followup", self.province)
@@ -295,6 +308,10 @@ class Call:
         """Once resolved, the caller rates the handling 1-5 (the "quality" figure), once."""
         sec = self.menu.section("rating")
         lowest, highest = int(sec.get("lowest", 1)), int(sec.get("highest", 5))
+        # a Play of its own: a key pressed during the read-out skips it and is dropped, so only
+        # a key pressed once the rating question has started can be the rating
+        yield Play(lead)
+        lead = ()
         for _ in range(self.menu.tries("rating")):
             event = yield Ask(lead + tuple(sec["prompts"]), 1, self.menu.timeout_ms("rating"), "rating")
             lead = (self.menu.default("no_input" if not event.digits else "invalid"),)
@@ -303,6 +320,19 @@ class Call:
                 yield Play((sec["thanks"],) + tuple(self.menu.section("followup")["then"]))
                 return
         yield Play(tuple(self.menu.section("followup")["then"]))
+
+    def _notice(self, prompt: str) -> Play:
+        """A notice that ends the call, then goodbye: played in full, keys typed ahead or not."""
+        return Play((prompt, self.menu.default("goodbye")), interruptible=False)
+
+    def _refuse(self, prompt: str) -> Flow:
+        """Over a per-caller limit: nothing was stored or looked up; say so politely and end."""
+        self._note("refused")
+        if self._recording:  # made for a complaint that will not be kept
+            yield Discard(self._recording)
+            self._recording = None
+        yield self._notice(prompt)
+        yield Finish("refused", self.province)
 
     def _fail(self) -> Flow:
         """Tries ran out: the operator if there is one, else a polite goodbye."""

@@ -123,9 +123,10 @@ class AgiSession:
         if isinstance(action, Ask):
             return (yield from self._ask(action))
         if isinstance(action, Play):
+            escape = ESCAPE if action.interruptible else ""
             for prompt in action.prompts:
-                if (yield from self._stream(prompt)):
-                    break
+                if (yield from self._stream(prompt, escape)):
+                    break  # the key skipped the rest and goes no further: it answers nothing
             return Played()
         if isinstance(action, Record):
             return (yield from self._record(action))
@@ -151,9 +152,9 @@ class AgiSession:
             self.missing_prompts.add(prompt)
             log.warning("sound file missing for prompt %s (favad prompts check)", prompt)
 
-    def _stream(self, prompt: str):
-        """Play one prompt; the key pressed during it, or ''."""
-        reply = yield from self._cmd(p.stream_file(self.prefix + prompt, ESCAPE))
+    def _stream(self, prompt: str, escape: str = ESCAPE):
+        """Play one prompt; the key pressed during it, or '' (always '' with no escape digits)."""
+        reply = yield from self._cmd(p.stream_file(self.prefix + prompt, escape))
         code = reply.result_int()
         if code == -1:
             yield from self._alive()

@@ -66,7 +66,7 @@ class Script:
         if isinstance(action, (Discard, RateComplaint)):
             return Done()
         if isinstance(action, FileComplaint):
-            return Filed(self.filed)
+            return self.filed if isinstance(self.filed, Filed) else Filed(self.filed)
         if isinstance(action, LookupStatus):
             return StatusFound(*self.status) if self.status else StatusFound(None)
         raise AssertionError(action)
@@ -240,16 +240,33 @@ def test_missing_province_is_asked_for():
 def test_inactive_province_is_told_and_the_call_ends():
     s = Script([])
     end = s.run(make_call(province="31"))
-    assert s.actions[0] == Play(("welcome", "province-inactive"))
+    assert s.actions[:2] == [Play(("welcome",)), Play(("province-inactive",), interruptible=False)]
     assert end == Finish("province_inactive", "31")
+
+
+def test_a_key_typed_during_the_welcome_cannot_skip_the_inactive_province_notice():
+    s = Script([])
+    s.run(make_call(province="31"))
+    welcome, notice = s.actions[:2]
+    assert welcome.interruptible and not notice.interruptible
+
+
+def test_an_inactive_province_typed_by_the_caller_is_told_without_an_empty_play():
+    s = Script(["31"])
+    end = s.run(make_call(province=None))
+    assert s.actions[1:] == [Play(("province-inactive",), interruptible=False),
+                             Finish("province_inactive", "31")]
+    assert end.outcome == "province_inactive"
 
 
 def test_followup_reads_status_and_outcome_then_asks_for_a_rating():
     s = Script(["2", CODE, "4"], status=("resolved", "written_warning"))
     end = s.run(make_call())
     assert LookupStatus(CODE) in s.actions
+    readout = Play(("status-resolved", "outcome-written_warning"))
     rate = asks(s.actions)[-1]
-    assert rate.prompts == ("status-resolved", "outcome-written_warning", "rate-handling")
+    assert s.actions[s.actions.index(rate) - 1] == readout
+    assert rate.prompts == ("rate-handling",)
     assert RateComplaint(CODE, 4) in s.actions
     assert Play(("rating-thanks", "followup-goodbye")) in s.actions
     assert end.outcome == "followup"
@@ -262,15 +279,41 @@ def test_a_rating_is_asked_once_per_complaint_and_only_1_to_5():
     s = Script(["2", CODE, "7", "0", ""], status=("resolved", "commendation", False))
     s.run(make_call())
     assert not [a for a in s.actions if isinstance(a, RateComplaint)]
-    assert [a.prompts[-2:] for a in asks(s.actions)[-3:]] == [
-        ("outcome-commendation", "rate-handling"), ("invalid-key", "rate-handling"),
-        ("invalid-key", "rate-handling")]
+    assert [a.prompts for a in asks(s.actions)[-3:]] == [
+        ("rate-handling",), ("invalid-key", "rate-handling"), ("invalid-key", "rate-handling")]
+
+
+def test_the_rating_question_is_not_answered_by_a_key_typed_during_the_readout():
+    # the read-out is a Play of its own: a key skips it and is dropped (Played carries no
+    # digits), so the rating comes from the first key typed once "rate-handling" has started
+    s = Script(["2", CODE, "3"], status=("resolved", "written_warning"))
+    s.run(make_call())
+    (rating_ask,) = [a for a in asks(s.actions) if a.step == "rating"]
+    assert rating_ask.prompts == ("rate-handling",)
+    assert not [a for a in asks(s.actions) if "status-resolved" in a.prompts]
+    assert RateComplaint(CODE, 3) in s.actions
 
 
 def test_an_unresolved_complaint_is_not_rated():
     s = Script(["2", CODE], status=("under_review", None))
     s.run(make_call())
     assert Play(("status-under_review", "followup-goodbye")) in s.actions
+
+
+def test_a_follow_up_while_the_database_is_away_is_told_in_full():
+    s = Script(["2", CODE], status=("unavailable",))
+    end = s.run(make_call())
+    assert Play(("status-unavailable", "followup-goodbye"), interruptible=False) in s.actions
+    assert end.outcome == "followup"
+
+
+def test_too_many_code_attempts_today_end_the_call_politely_as_refused():
+    s = Script(["2", CODE], status=("limited",))
+    end = s.run(make_call())
+    assert s.actions[-2:] == [Play(("followup-limited", "goodbye"), interruptible=False),
+                              Finish("refused", "28")]
+    assert len([a for a in s.actions if isinstance(a, LookupStatus)]) == 1
+    assert not [a for a in s.actions if isinstance(a, RateComplaint)]
 
 
 def test_followup_rejects_a_mistyped_code_without_a_lookup_and_ends_after_three():
@@ -292,8 +335,49 @@ def test_store_failure_is_not_read_as_a_code():
     s = Script(HAPPY, filed=None)
     end = s.run(make_call())
     assert end.outcome == "system_error"
-    assert Play(("store-failed", "goodbye")) in s.actions
+    assert Play(("store-failed", "goodbye"), interruptible=False) in s.actions
     assert not [a for a in asks(s.actions) if a.prompts[0] == "filed-code-is"]
+
+
+def test_a_caller_over_the_complaint_limit_is_told_and_the_recording_discarded():
+    s = Script(HAPPY, filed=Filed(None, refused=True))
+    end = s.run(make_call())
+    assert end == Finish("refused", "28")
+    assert s.actions[-3:] == [Discard("/rec/rec0.wav"),
+                              Play(("filed-limit-reached", "goodbye"), interruptible=False),
+                              Finish("refused", "28")]
+    assert not [a for a in asks(s.actions) if a.prompts[0] == "filed-code-is"]
+
+
+def test_a_refused_complaint_without_a_recording_discards_nothing():
+    s = Script(["1", "280101", "1", "4", "2", "1"], filed=Filed(None, refused=True))
+    assert s.run(make_call()) == Finish("refused", "28")
+    assert not [a for a in s.actions if isinstance(a, Discard)]
+
+
+def test_hanging_up_during_the_limit_notice_is_still_refused_with_nothing_left():
+    full = Script(HAPPY, filed=Filed(None, refused=True))
+    full.run(make_call())
+    notice = len(full.actions) - 2
+    s = Script(HAPPY, filed=Filed(None, refused=True))
+    end = s.run(make_call(), hangup_after=notice)
+    assert end == Finish("refused", "28")
+    assert s.actions.count(Discard("/rec/rec0.wav")) == 1
+
+
+def test_every_outcome_the_flow_ranks_is_a_call_outcome_of_the_schema():
+    from db.models import CALL_OUTCOMES
+    from ivr.flow import OUTCOME_RANK
+
+    assert sorted(OUTCOME_RANK) == sorted(CALL_OUTCOMES)
+
+
+def test_every_prompt_of_the_menu_has_a_persian_text():
+    from ivr.catalog import static_catalog
+
+    ids = load_menu().prompt_ids()
+    assert {"filed-limit-reached", "followup-limited"} <= ids
+    assert ids <= set(static_catalog())
 
 
 def test_hangup_after_every_step_leaves_no_stray_recording():

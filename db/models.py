@@ -169,7 +169,7 @@ CALL_OUTCOMES = (
     "abandoned",
     "province_inactive",
     "failed_input",
-)
-STATUSES = ("received", "forwarded", "under_review", "resolved")
     "system_error",
     "refused",  # over a per-caller limit: nothing stored or looked up
+)
+STATUSES = ("received", "forwarded", "under_review", "resolved")

@@ -42,9 +42,19 @@ def _problems(settings, text: str):
     return check(text, settings.sounds_path, formats, set(ids))
 
 
-def _ami_run(settings, job):
-    """Run ``job(ami)`` with a logged-in AMI client; AMI trouble is a clean failure."""
-    from ami import AmiClient, AmiError
+def _needs(settings, text: str):
+    from dialplan.modules import needed
+    from prompts.formats import PromptError, configured
+
+    try:
+        return needed(text, configured(settings))
+    except PromptError as e:
+        fail(str(e), 2)
+
+
+def _ami_session(settings, job):
+    """Run ``job(ami)`` with a logged-in AMI client; AmiError when Asterisk cannot be used."""
+    from ami import AmiClient
 
     async def go():
         ami = AmiClient.from_settings(settings, events=False)
@@ -53,10 +63,37 @@ def _ami_run(settings, job):
         finally:
             await ami.logoff()
 
+    return asyncio.run(go())
+
+
+def _ami_run(settings, job):
+    """Run ``job(ami)`` with a logged-in AMI client; AMI trouble is a clean failure."""
+    from ami import AmiError
+
     try:
-        return asyncio.run(go())
+        return _ami_session(settings, job)
     except AmiError as e:
         fail(f"Asterisk AMI at {settings.ami_host}:{settings.ami_port}: {e}")
+
+
+def _absent_modules(settings, needs):
+    """(the needs Asterisk has no module for, None), or (None, why it could not be asked)."""
+    from ami import AmiError
+    from dialplan.modules import ModulesUnknown, missing
+
+    if not settings.ami_secret:
+        return None, "AMI is not configured (ami_secret is empty)"
+    try:
+        return _ami_session(settings, lambda ami: missing(ami, needs)), None
+    except (AmiError, ModulesUnknown) as e:
+        where = f"{settings.ami_host}:{settings.ami_port}"
+        return None, str(e) if where in str(e) else f"Asterisk AMI at {where}: {e}"
+
+
+def _where(problem) -> str:
+    if problem.line:
+        return f"line {problem.line}"
+    return "modules" if problem.kind == "module" else "prompts"
 
 
 @click.group()
@@ -84,23 +121,38 @@ def dialplan_render(ctx, output):
 @click.option("--file", "path", type=click.Path(exists=True, dir_okay=False),
               help="Check this file instead of what would be rendered now.")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@click.option("--offline", is_flag=True, help="The file only: do not ask Asterisk which modules are loaded.")
 @click.pass_context
-def dialplan_check(ctx, path, as_json):
-    """Syntax, jumps to contexts that exist, every prompt in every format; exit 1 on a problem."""
+def dialplan_check(ctx, path, as_json, offline):
+    """Syntax, jumps, prompts, and Asterisk's modules over AMI; exit 1 on a problem, 3 unasked."""
     from pathlib import Path
+
+    from dialplan.check import Problem
 
     settings = load_settings(ctx)
     text = Path(path).read_text(encoding="utf-8") if path else _rendered(settings)
     problems = _problems(settings, text)
+    needs = _needs(settings, text)
+    absent, unasked = (None, "--offline") if offline else _absent_modules(settings, needs)
+    problems += [Problem("module", 0, n.advice()) for n in absent or ()]
     if as_json:
         click.echo(json.dumps([p.__dict__ for p in problems], ensure_ascii=False, indent=2))
     else:
         for p in problems:
-            click.echo(f"{'line ' + str(p.line) if p.line else 'prompts'}: {p.kind}: {p.message}")
+            click.echo(f"{_where(p)}: {p.kind}: {p.message}")
     if problems:
         fail(f"{len(problems)} problem(s): nothing would be deployed")
+    if unasked:
+        # the file may be fine and still fail on a call: that is the case this check exists for
+        names = ", ".join(n.name for n in needs)
+        click.echo(f"favad: Asterisk's modules not checked ({unasked}); the dialplan needs {names}",
+                   err=True)
+        if not as_json:
+            click.echo("dialplan file ok: syntax, jumps and prompts; modules NOT checked")
+        ctx.exit(0 if offline else 3)
     if not as_json:
-        click.echo("dialplan ok: syntax, jumps and prompts")
+        click.echo("dialplan ok: syntax, jumps, prompts, and Asterisk has "
+                   + ", ".join(n.name for n in needs) + " loaded")
 
 
 @dialplan.command("diff")
@@ -124,7 +176,7 @@ def dialplan_diff(ctx):
 @dialplan.command("deploy")
 @click.pass_context
 def dialplan_deploy(ctx):
-    """Check, write with a backup, reload over AMI, confirm it is live; roll back on failure."""
+    """Check (modules too), write with a backup, reload over AMI, confirm it is live; roll back on failure."""
     from dialplan.deploy import DeployError, deploy
     from dialplan.render import default_path, version_of
 
@@ -135,10 +187,11 @@ def dialplan_deploy(ctx):
     problems = _problems(settings, text)
     if problems:
         for p in problems:
-            click.echo(f"{'line ' + str(p.line) if p.line else 'prompts'}: {p.kind}: {p.message}", err=True)
+            click.echo(f"{_where(p)}: {p.kind}: {p.message}", err=True)
         fail(f"{len(problems)} problem(s) found by `favad dialplan check`: nothing deployed")
+    needs = _needs(settings, text)
     try:
-        outcome = _ami_run(settings, lambda ami: deploy(ami, path, text))
+        outcome = _ami_run(settings, lambda ami: deploy(ami, path, text, needs))
     except DeployError as e:
         fail(f"deploy failed: {e}")
     if not outcome.changed:

@@ -1,6 +1,7 @@
 """Putting a dialplan live, and taking it back.
 
-deploy: write the file atomically (temporary file, fsync, rename) after a timestamped backup of
+deploy: ask Asterisk whether the modules the file needs are loaded (refusing, untouched, if not);
+write the file atomically (temporary file, fsync, rename) after a timestamped backup of
 the one it replaces; ask Asterisk over AMI to ``dialplan reload``; confirm with ``dialplan show``
 that every context of the file is there and that the ``version`` line is this file's; on any
 failure put the previous file back, reload it and say so. rollback: the newest backup back in
@@ -18,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ami import AmiError
+from dialplan.modules import ModulesUnknown, Need, missing
 from dialplan.render import version_of
 from dialplan.syntax import parse
 
@@ -133,11 +135,12 @@ async def reload_and_confirm(ami, text: str | None) -> list[str]:
     return problems
 
 
-async def deploy(ami, path: Path, text: str) -> Outcome:
+async def deploy(ami, path: Path, text: str, needs: list[Need] = ()) -> Outcome:
     """Put ``text`` live at ``path``; DeployError (after a rollback) if Asterisk does not run it."""
     with locked(path):
         old = read(path)
         await ami.ready()  # no AMI, no change: the file is not touched
+        await _modules_loaded(ami, needs)
         if old == text:
             problems = await reload_and_confirm(ami, text)
             if problems:
@@ -153,6 +156,16 @@ async def deploy(ami, path: Path, text: str) -> Outcome:
             return Outcome(changed=True, backup=backup)
         note = await _restore(ami, path, old, backup)
         raise DeployError("; ".join(problems) + f". {note}", rolled_back=True)
+
+
+async def _modules_loaded(ami, needs: list[Need]) -> None:
+    """DeployError, before anything is touched, unless Asterisk has every module ``needs`` names."""
+    try:
+        absent = await missing(ami, list(needs))
+    except ModulesUnknown as e:
+        raise DeployError(f"cannot ask Asterisk which modules are loaded ({e}): nothing deployed") from None
+    if absent:
+        raise DeployError(" ".join(n.advice() + "." for n in absent) + " Nothing deployed.")
 
 
 async def _restore(ami, path: Path, old: str | None, backup: Path | None) -> str:

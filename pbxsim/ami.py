@@ -3,7 +3,9 @@
 ``Asterisk Call Manager/11.0.0\\r\\n``, CRLF lines, messages ended by an empty line, the ActionID
 echoed right after ``Response:``, EventList ``start``/``Complete`` lists, ``Action: Command``
 output as ``Output:`` headers, ``Permission denied`` before Login, a refused Login answered after
-about a second and followed by the connection closing.
+about a second and followed by the connection closing. ``ModuleCheck`` answers as manager.c's
+``manager_modulecheck`` does in Asterisk 22 (an empty ``Version:`` header, or the error ``Module
+not loaded``) from ``modules``, the loaded modules, a stock install's by default.
 
 Queue lists follow app_queue.c (QueueParams, QueueMember, QueueEntry, QueueSummary, the
 ActionID last). Channel events carry the channel state string of manager.c, including
@@ -33,6 +35,18 @@ STATE_DESC = {0: "Down", 1: "Rsrvd", 2: "OffHook", 3: "Dialing", 4: "Ring", 5: "
 DEVICE_NOT_INUSE, DEVICE_INUSE, DEVICE_UNAVAILABLE = 1, 2, 5
 _ids = itertools.count(1)
 _START = time.time()
+# loaded on an ordinary Asterisk 22 install, in part: all the 128 dialplan and IVR use, and
+# some neighbours
+STOCK_MODULES = frozenset({
+    "app_playback", "app_queue", "app_dial", "app_echo", "app_senddtmf", "app_stack", "app_verbose",
+    "app_record", "app_read", "app_exec", "app_originate", "func_cdr", "func_callerid", "func_channel",
+    "func_logic", "func_strings", "func_global", "func_db", "func_timeout", "res_agi", "res_speech",
+    "res_musiconhold", "res_srtp", "res_rtp_asterisk", "res_pjsip", "res_pjsip_session",
+    "res_stasis", "res_ari", "pbx_config", "pbx_spool", "chan_pjsip",
+    "chan_bridge_media", "bridge_simple", "bridge_softmix", "cdr_csv", "cdr_custom", "cel_custom",
+    "codec_alaw", "codec_ulaw", "codec_gsm", "codec_resample", "format_wav", "format_sln",
+    "format_pcm", "format_gsm", "format_wav_gsm",
+})
 
 
 @dataclass
@@ -95,7 +109,7 @@ class AmiPeer:
     def __init__(self, username: str = "favad", secret: str = "favad-test-secret", *,
                  channelvars: tuple[str, ...] = ("FAVAD_STEP", "FAVAD_PROVINCE"),
                  dialplan_files: tuple[str, ...] = (), auth_fail_delay: float = 1.0,
-                 split_non_ascii: bool = True):
+                 split_non_ascii: bool = True, modules: frozenset[str] = STOCK_MODULES):
         self.users = {username: secret}
         self.channelvars = channelvars
         self.dialplan_files = [Path(p) for p in dialplan_files]
@@ -105,6 +119,7 @@ class AmiPeer:
         self.queues: list[SimQueue] = []
         self.delays: dict[str, float] = {}  # action name (lower case) -> seconds; inf: never
         self.reject_reloads = 0
+        self.modules = set(modules)  # loaded, by name without `.so`
         self.contexts: dict[str, list[dict]] = {}
         self.logins = 0
         self.actions: list[str] = []
@@ -198,7 +213,8 @@ class AmiPeer:
             return False
         handler = {"ping": self._ping, "corestatus": self._core_status,
                    "coreshowchannels": self._core_show_channels, "queuestatus": self._queue_status,
-                   "queuesummary": self._queue_summary, "command": self._command}.get(low)
+                   "queuesummary": self._queue_summary, "command": self._command,
+                   "modulecheck": self._module_check}.get(low)
         if handler is None:
             await self._write(writer, _response(aid, "Error", (
                 "Message", f"Invalid/unknown command: {name}. Use Action: ListCommands to show "
@@ -282,6 +298,15 @@ class AmiPeer:
             items += 1
         yield message(("Event", "QueueSummaryComplete"), *_aid(aid), ("EventList", "Complete"),
                       ("ListItems", items))
+
+    def _module_check(self, aid, h):
+        # loader.c find_resource: names compared without case, with or without `.so`
+        name = _one(h, "module").lower()
+        name = name[:-3] if len(name) > 3 and name.endswith(".so") else name
+        if name not in {m.lower() for m in self.modules}:
+            yield _response(aid, "Error", ("Message", "Module not loaded"))
+            return
+        yield _response(aid, "Success", ("Version", ""))  # "Version: \r\n": empty since the move to git
 
     def _command(self, aid, h):
         ok, lines = self.cli(_one(h, "command"))

@@ -18,6 +18,9 @@ asked a question.  Semantics (the peer replies exactly as Asterisk would to such
 * ``hangup_at=N`` hangs up during the N-th STREAM FILE / GET DATA / WAIT FOR DIGIT / RECORD FILE
   that actually starts (a missing sound file fails at once and is not counted), ``hangup_ms``
   into it.  ``idle_hangup`` seconds without any command also makes the caller hang up.
+* ``eager=True``: the caller does not wait to be asked: the first group is typed from the very
+  first command, so its keys barge into the prompts played before any question (a key that is
+  not among a prompt's escape digits does not stop it: ``STREAM FILE x ""`` plays to the end).
 * ``speak=True``: at each RECORD FILE the caller talks for 1.2 s (9612 samples, as recorded by a
   real Asterisk) then presses ``#``.
 """
@@ -33,7 +36,7 @@ HANGUP = None  # returned by the input methods when the caller hangs up instead
 class Caller:
     def __init__(self, keys: str = "", *, speak: bool = False, hangup_at: int | None = None,
                  interactive: Callable[[str], str | None] | None = None, hangup_ms: int = 2500,
-                 barge_ms: int = 280, idle_hangup: float | None = None):
+                 barge_ms: int = 280, idle_hangup: float | None = None, eager: bool = False):
         self.groups = [self._check(g) for g in keys.split()]
         self.speak = speak
         self.hangup_at = hangup_at
@@ -44,7 +47,8 @@ class Caller:
         self.media_count = 0
         self._cur = 0          # index of the current group
         self._pos = 0          # next key within it
-        self._started = False  # the current group has been typed (its keys can barge in)
+        # the current group has been typed (its keys can barge in); an eager caller starts at once
+        self._started = eager and bool(self.groups)
 
     @staticmethod
     def _check(group: str) -> str:

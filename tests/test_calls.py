@@ -24,7 +24,8 @@ def call(backend, keys="", args=("28",), script="favad", **kw):
     async def scenario():
         async with running_server(backend) as (server, port):
             result = await run_call("127.0.0.1", port, script=script, args=args,
-                                    caller=Caller(keys, **{k: kw.pop(k) for k in ("speak", "hangup_at") if k in kw}),
+                                    caller=Caller(keys, **{k: kw.pop(k) for k in ("speak", "hangup_at", "eager")
+                                                          if k in kw}),
                                     sounds_dir=backend.settings.sounds_path, **kw)
             return result, server
     return asyncio.run(scenario())
@@ -41,6 +42,39 @@ def complaints(backend):
 def call_records(backend):
     with backend.Session() as s:
         return [r.outcome for r in s.scalars(select(CallRecord).order_by(CallRecord.id))]
+
+
+def reply_to(result, command):
+    """The peer's reply line to the first ``command`` the script sent."""
+    sent = False
+    for way, data in result.transcript:
+        if way == ">>>" and data == command.encode() + b"\n":
+            sent = True
+        elif sent and way == "<<<" and not data.startswith(b"HANGUP"):
+            return data.decode().strip()
+    raise AssertionError(f"{command!r} was not sent")
+
+
+def resolve(backend, complaint, outcome="written_warning"):
+    """What an inspection unit's resolution leaves behind."""
+    import datetime as dt
+
+    from db.models import ComplaintEvent
+
+    with backend.Session() as s:
+        row = s.get(Complaint, complaint.id)
+        row.status, row.outcome = "resolved", outcome
+        s.add(ComplaintEvent(complaint_id=complaint.id, at=dt.datetime.now(dt.timezone.utc),
+                             kind="resolved", status="resolved", actor="unit:test", note=None))
+        s.commit()
+
+
+def ratings(backend):
+    from db.models import ComplaintRating
+
+    backend.close()
+    with backend.Session() as s:
+        return [r.rating for r in s.query(ComplaintRating)]
 
 
 def spoken_code(played):
@@ -128,6 +162,17 @@ def test_follow_up_with_three_wrong_codes_ends_the_call(backend):
 def test_a_province_not_yet_live_is_told_so(backend):
     result, _ = call(backend, "", args=("31",))
     assert result.played == ["favad/welcome", "favad/province-inactive"]
+    assert call_records(backend) == ["province_inactive"]
+
+
+def test_keys_typed_during_the_welcome_do_not_skip_the_inactive_province_notice(backend):
+    result, _ = call(backend, "11", args=("31",), eager=True)  # the caller presses 1 at once, twice
+    assert reply_to(result, 'STREAM FILE favad/welcome "0123456789*#"').startswith("200 result=49 ")
+    notice = 'STREAM FILE favad/province-inactive ""'  # no escape digits: played to the end
+    assert notice in result.commands
+    assert reply_to(result, notice).startswith("200 result=0 ")
+    assert result.played == ["favad/welcome", "favad/province-inactive"]
+    assert result.commands[-1] == "HANGUP"  # the IVR hung up after the notice, not the caller
     assert call_records(backend) == ["province_inactive"]
 
 
@@ -220,23 +265,25 @@ def test_classic_agi_hangup_by_sighup(backend):
 
 
 def test_a_resolved_complaint_is_heard_with_its_outcome_and_rated_once(backend):
-    import datetime as dt
-
-    from db.models import ComplaintEvent, ComplaintRating
-
     call(backend, FILE_ONE)
     (c,) = complaints(backend)
-    with backend.Session() as s:  # what an inspection unit's resolution leaves behind
-        row = s.get(Complaint, c.id)
-        row.status, row.outcome = "resolved", "written_warning"
-        s.add(ComplaintEvent(complaint_id=c.id, at=dt.datetime.now(dt.timezone.utc), kind="resolved",
-                             status="resolved", actor="unit:test", note=None))
-        s.commit()
+    resolve(backend, c)
     first, _ = call(backend, f"2 {c.tracking_code}# 4")
     assert first.played[-4:] == ["favad/outcome-written_warning", "favad/rate-handling",
                                  "favad/rating-thanks", "favad/followup-goodbye"]
     again, _ = call(backend, f"2 {c.tracking_code}# 1")
     assert "favad/rate-handling" not in again.played
-    backend.close()
-    with backend.Session() as s:
-        assert [r.rating for r in s.query(ComplaintRating)] == [4]
+    assert ratings(backend) == [4]
+
+
+def test_a_key_pressed_during_the_outcome_readout_is_not_taken_as_the_rating(backend):
+    call(backend, FILE_ONE)
+    (c,) = complaints(backend)
+    resolve(backend, c)
+    # 5 right after the code's #: it barges into the read-out; 2 is typed at the rating question
+    result, _ = call(backend, f"2 {c.tracking_code}#5 2")
+    assert reply_to(result, 'STREAM FILE favad/status-resolved "0123456789*#"').startswith("200 result=53 ")
+    rating = "GET DATA favad/rate-handling 5000 1"
+    assert rating in result.commands
+    assert reply_to(result, rating) == "200 result=2"
+    assert ratings(backend) == [2]

@@ -47,10 +47,10 @@ class Actor:
         return cls(f"staff {name}"[:80])
 
 
-def find(s: Session, tracking_code: str) -> Complaint:
-    c = s.scalar(select(Complaint).where(Complaint.tracking_code == tracking_code.strip()))
+def find(s: Session, case_number: str) -> Complaint:
+    c = s.scalar(select(Complaint).where(Complaint.case_number == case_number.strip().upper()))
     if c is None:
-        raise ActionError("not_found", f"no complaint with tracking code {tracking_code!r}")
+        raise ActionError("not_found", f"no complaint with case number {case_number!r}")
     return c
 
 
@@ -86,7 +86,7 @@ def _move(s: Session, c: Complaint, allowed: tuple[str, ...], **values) -> bool:
 
 def _refuse_resolved(c: Complaint) -> None:
     if c.status == "resolved":
-        raise ActionError("resolved", f"complaint {c.tracking_code} is resolved already")
+        raise ActionError("resolved", f"complaint {c.case_number} is resolved already")
 
 
 def acknowledge(s: Session, c: Complaint, actor: Actor, now: dt.datetime) -> bool:
@@ -114,7 +114,7 @@ def resolve(s: Session, c: Complaint, actor: Actor, outcome: str, note: str | No
     _refuse_resolved(c)
     if not _move(s, c, OPEN + ("under_review",), status="resolved", outcome=outcome):
         _refuse_resolved(c)
-        raise ActionError("conflict", f"complaint {c.tracking_code} changed meanwhile; try again")
+        raise ActionError("conflict", f"complaint {c.case_number} changed meanwhile; try again")
     _event(s, c, actor, "resolved", "resolved", now, note=note, outcome=outcome)
     route = s.get(ComplaintRoute, c.id)
     if route is not None and route.acknowledged_at is None:
@@ -134,11 +134,11 @@ def reassign(s: Session, c: Complaint, actor: Actor, to: InspectionUnit, reason:
         raise ActionError("unknown_unit", f"unit {to.code} is not active")
     route = s.get(ComplaintRoute, c.id) or ComplaintRoute(complaint_id=c.id)
     if route.unit_id == to.id:
-        raise ActionError("same_unit", f"complaint {c.tracking_code} is with unit {to.code} already")
+        raise ActionError("same_unit", f"complaint {c.case_number} is with unit {to.code} already")
     _refuse_resolved(c)
     if not _move(s, c, OPEN + ("under_review",), status="forwarded"):
         _refuse_resolved(c)
-        raise ActionError("conflict", f"complaint {c.tracking_code} changed meanwhile; try again")
+        raise ActionError("conflict", f"complaint {c.case_number} changed meanwhile; try again")
     _event(s, c, actor, "reassigned", "forwarded", now, note=reason, to_unit_id=to.id)
     route.unit_id, route.acknowledged_at = to.id, None
     if route.escalation_unit_id and route.escalation_unit_id != to.id and route.escalated_at is None:

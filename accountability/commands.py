@@ -35,7 +35,7 @@ def _run(ctx, code: str, unit_code: str | None, act) -> str:
             s.commit()
         except ActionError as e:
             fail(str(e))
-        return f"{c.tracking_code}: {said} (status {c.status})"
+        return f"{c.case_number}: {said} (status {c.status})"
 
 
 _UNIT = click.option("--unit", "unit_code",

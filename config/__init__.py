@@ -7,13 +7,12 @@ environment variables. Secrets are never printed: ``Settings.public()`` masks th
 from __future__ import annotations
 
 import os
-import secrets
 import stat
 import tomllib
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 
-SECRET_FIELDS = {"caller_hash_key", "smtp_password", "sms_api_key", "ami_secret"}
+SECRET_FIELDS = {"caller_hash_key", "tracking_key", "smtp_password", "sms_api_key", "ami_secret"}
 SECRET_FIELDS |= {"link_keys"}  # the keys that sign the inspection units' links
 
 # environment variable -> settings field
@@ -24,9 +23,19 @@ ENV = {
     "FAVAD_LISTEN_PORT": "listen_port",
     "FAVAD_SCRIPT": "script",
     "FAVAD_RECORDINGS_DIR": "recordings_dir",
+    "FAVAD_RECORDINGS_GROUP": "recordings_group",
     "FAVAD_SOUNDS_DIR": "sounds_dir",
     "FAVAD_MENU": "menu_file",
     "FAVAD_CALLER_HASH_KEY": "caller_hash_key",
+    "FAVAD_KEYS_DIR": "keys_dir",
+    "FAVAD_TRACKING_KEY": "tracking_key",
+    "FAVAD_KEY_GRACE_DAYS": "key_grace_days",
+    "FAVAD_LIMIT_COMPLAINTS_DAY": "limit_complaints_day",
+    "FAVAD_LIMIT_COMPLAINTS_MONTH": "limit_complaints_month",
+    "FAVAD_LIMIT_GUESSES_DAY": "limit_guesses_day",
+    "FAVAD_LIMIT_GUESSES_MONTH": "limit_guesses_month",
+    "FAVAD_COUNTS_FLUSH_MIN": "counts_flush_min",
+    "FAVAD_COUNTS_FLUSH_MAX": "counts_flush_max",
     "FAVAD_OPERATOR_QUEUE": "operator_queue",
     "FAVAD_SLA_HOURS": "sla_hours",
     "FAVAD_MAX_CONNECTIONS": "max_connections",
@@ -95,9 +104,19 @@ class Settings:
     listen_port: int = 4573
     script: str = "favad"
     recordings_dir: str = ""  # empty: data_dir/recordings; absolute path on Asterisk's disk
+    recordings_group: str = ""  # Asterisk's group, given the recordings folder (02770); empty: no change
     sounds_dir: str = ""  # empty: data_dir/sounds; on an Asterisk box /var/lib/asterisk/sounds
     menu_file: str = ""  # empty: the packaged ivr/menu.toml
-    caller_hash_key: str = ""  # empty: generated once into data_dir/caller-hash.key
+    caller_hash_key: str = ""  # a seed for the first month's caller key (ivr/keyring.py); empty: random
+    keys_dir: str = ""  # caller and tracking keys, 0700; empty: favad-keys beside data_dir, never inside it
+    tracking_key: str = ""  # empty: keys_dir/tracking.key (several servers must share it)
+    key_grace_days: int = 2  # a month's caller key and counts are destroyed this long after it ends
+    limit_complaints_day: int = 5  # complaints one phone may file per day; 0: no limit
+    limit_complaints_month: int = 20
+    limit_guesses_day: int = 10  # unknown tracking codes one phone may try per day, across calls
+    limit_guesses_month: int = 30
+    counts_flush_min: float = 300.0  # seconds: caller counts go to the database at a random moment
+    counts_flush_max: float = 900.0  # between these, apart from every call's own write
     operator_queue: str = ""  # empty: no operator, menu key 0 is not offered
     sla_hours: float = 3.0
     max_connections: int = 4000
@@ -171,17 +190,16 @@ class Settings:
     def sounds_path(self) -> str:
         return str(Path(self.sounds_dir or Path(self.data_dir, "sounds")).resolve())
 
-    def hash_key(self) -> bytes:
-        """The caller-hash key; generated with mode 0600 on first use when none is configured."""
-        if self.caller_hash_key:
-            return self.caller_hash_key.encode()
-        path = Path(self.data_dir, "caller-hash.key")
-        if not path.exists():
-            path.parent.mkdir(parents=True, exist_ok=True)
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-            with os.fdopen(fd, "w") as f:
-                f.write(secrets.token_hex(32))
-        return path.read_text().strip().encode()
+    @property
+    def keys_path(self) -> Path:
+        data = Path(self.data_dir).resolve()
+        return Path(self.keys_dir).resolve() if self.keys_dir else data.parent / f"{data.name}-keys"
+
+    def keyring(self):
+        """The caller and tracking keys (ivr/keyring.py)."""
+        from ivr.keyring import Keyring
+
+        return Keyring(self.keys_path, self.caller_hash_key, self.tracking_key, self.key_grace_days)
 
     def public(self) -> dict:
         """Settings as a dict with secrets masked, for `favad config show`."""

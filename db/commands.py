@@ -4,6 +4,7 @@ from __future__ import annotations
 import json
 
 import click
+from pathlib import Path
 from sqlalchemy import select
 from sqlalchemy.orm import joinedload
 
@@ -56,7 +57,10 @@ def db_upgrade(ctx):
     from db.store import load_reference
 
     settings = load_settings(ctx)
-    upgrade(settings.db_url)
+    upgrade(settings.db_url, keyring=settings.keyring())
+    old_key = Path(settings.data_dir, "caller-hash.key")  # the unrotated key of caller_activity (0005)
+    if old_key.exists():
+        old_key.unlink()
     with _session(ctx) as s:
         load_reference(s)
     click.echo(f"database is up to date ({settings.db_url.split('://')[0]})")
@@ -79,7 +83,7 @@ def db_demo(ctx):
 
 def complaint_dict(c: Complaint) -> dict:
     return {
-        "tracking_code": c.tracking_code,
+        "case_number": c.case_number,
         "created_at": c.created_at.isoformat().replace("+00:00", "Z"),
         "province": c.province.area_code,
         "province_name": c.province.name_fa,
@@ -130,7 +134,7 @@ def complaints_list(ctx, status, province, agency, limit, as_json):
         for r in rows:
             r["created"] = jalali(r["created_at"])
             r["sla_due"] = jalali(r["sla_due_at"])
-    _emit(rows, as_json, ["tracking_code", "created", "province_name", "agency_name",
+    _emit(rows, as_json, ["case_number", "created", "province_name", "agency_name",
                           "indicator_name", "status", "sla_due"])
 
 
@@ -143,9 +147,9 @@ def complaints_show(ctx, code, as_json):
     """One complaint and its history."""
     with _session(ctx) as s:
         c = s.scalars(_complaints_query().options(joinedload(Complaint.events))
-                      .where(Complaint.tracking_code == code.strip())).unique().first()
+                      .where(Complaint.case_number == code.strip())).unique().first()
         if c is None:
-            fail(f"no complaint with tracking code {code!r}", 1)
+            fail(f"no complaint with case number {code!r}", 1)
         row = complaint_dict(c)
         row["history"] = [{"at": e.at.isoformat().replace("+00:00", "Z"), "event": e.kind,
                            "status": e.status, "actor": e.actor, "note": e.note} for e in c.events]

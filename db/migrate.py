@@ -23,8 +23,11 @@ def alembic_config(url: str) -> Config:
     return cfg
 
 
-def upgrade(url: str, revision: str = "head") -> None:
-    command.upgrade(alembic_config(url), revision)
+def upgrade(url: str, revision: str = "head", keyring=None) -> None:
+    """Migrate to ``revision``; ``keyring`` (ivr.keyring) converts stored tracking codes (0005)."""
+    cfg = alembic_config(url)
+    cfg.attributes["keyring"] = keyring
+    command.upgrade(cfg, revision)
 
 
 def drift(engine) -> list:

@@ -1,7 +1,9 @@
 """The schema. No column can hold a caller's number, name, or an Asterisk channel id.
 
-Caller identity exists in storage only as a keyed, period-rotated hash in ``caller_activity``,
-which has no link to any complaint or call record (see README, threat model).
+Caller identity exists in storage only as a keyed hash in ``caller_counts``, whose key is
+destroyed with its month and which is written apart from every complaint and call record
+(see README, threat model). The caller's tracking code is kept only as a keyed hash: staff
+see the complaint's case number, a reference of its own.
 """
 from __future__ import annotations
 
@@ -16,7 +18,6 @@ from sqlalchemy import (
     String,
     Text,
     TypeDecorator,
-    UniqueConstraint,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
@@ -95,7 +96,8 @@ class Indicator(Base):
 class Complaint(Base):
     __tablename__ = "complaints"
     id: Mapped[int] = mapped_column(primary_key=True)
-    tracking_code: Mapped[str] = mapped_column(String(16), unique=True)
+    case_number: Mapped[str] = mapped_column(String(16), unique=True)  # what staff and units see
+    code_hash: Mapped[str] = mapped_column(String(64), unique=True)  # the caller's code, keyed hash
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), index=True)
     province_id: Mapped[int] = mapped_column(ForeignKey("provinces.id"))
     agency_id: Mapped[int] = mapped_column(ForeignKey("agencies.id"))
@@ -139,7 +141,8 @@ class ComplaintRating(Base):
 
 
 class CallRecord(Base):
-    """One anonymous row per call: when, where, how it ended. No channel id, no number."""
+    """One anonymous row per call: when (to the minute), where, how it ended. No channel id,
+    no number, and nothing that tells it from the other calls of its minute."""
 
     __tablename__ = "call_records"
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -149,16 +152,17 @@ class CallRecord(Base):
     duration_s: Mapped[int] = mapped_column(Integer)
 
 
-class CallerActivity(Base):
-    """Repeat-abuse counters per keyed caller hash and period; joins to nothing."""
+class CallerCount(Base):
+    """Abuse counters per day and keyed caller hash (the key is the month's, destroyed after
+    it). No id, no time finer than the day, and written only by the ledger's own flushes,
+    never beside a call record or a complaint (ivr/callers.py)."""
 
-    __tablename__ = "caller_activity"
-    __table_args__ = (UniqueConstraint("period", "caller_hash"),)
-    id: Mapped[int] = mapped_column(primary_key=True)
-    period: Mapped[str] = mapped_column(String(7))
-    caller_hash: Mapped[str] = mapped_column(String(64))
-    calls: Mapped[int] = mapped_column(Integer, default=0)
+    __tablename__ = "caller_counts"
+    period: Mapped[str] = mapped_column(String(7), primary_key=True)  # the month of the key: YYYY-MM
+    day: Mapped[dt.date] = mapped_column(Date, primary_key=True)
+    caller_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
     complaints: Mapped[int] = mapped_column(Integer, default=0)
+    guesses: Mapped[int] = mapped_column(Integer, default=0)  # tracking codes tried that matched none
 
 
 CALL_OUTCOMES = (

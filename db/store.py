@@ -3,21 +3,18 @@ unless its docstring says so."""
 from __future__ import annotations
 
 import datetime as dt
-import functools
 import logging
+import secrets
 import tomllib
 from collections.abc import Callable
 from pathlib import Path
 
 from sqlalchemy import insert, select
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from db.models import (
     Agency,
-    CallerActivity,
     CallRecord,
     Complaint,
     ComplaintEvent,
@@ -30,7 +27,7 @@ from dispatch.models import ComplaintRoute, OutboxMessage
 from dispatch.outbox import Plan, enqueue_complaint, message_rows, route_row
 from ivr.directory import Directory, OfficeInfo
 from ivr.events import ComplaintDraft
-from ivr.tracking import new_code
+from ivr.tracking import new_case_number
 
 HERE = Path(__file__).parent
 log = logging.getLogger(__name__)
@@ -109,16 +106,16 @@ def reference_ids(s: Session) -> dict[tuple[str, str], int]:
     return ids
 
 
-def complaint_row(draft: ComplaintDraft, now: dt.datetime, sla_due_at: dt.datetime, code: str,
-                  ids: dict[tuple[str, str], int]) -> dict:
+def complaint_row(draft: ComplaintDraft, now: dt.datetime, sla_due_at: dt.datetime, code_hash: str,
+                  case_number: str, ids: dict[tuple[str, str], int]) -> dict:
     """The complaints row for a draft (ids: ``reference_ids``); LookupError if it refers to
     reference data that is not (or no longer) there."""
     keys = [("province", draft.province_code), ("agency", draft.agency_code),
             ("indicator", draft.indicator_code)] + ([("office", draft.office_code)] if draft.office_code else [])
     if any(k not in ids for k in keys):
         raise LookupError("complaint refers to reference data that no longer exists")
-    return {"tracking_code": code, "created_at": now, "province_id": ids[keys[0]],
-            "agency_id": ids[keys[1]], "indicator_id": ids[keys[2]],
+    return {"case_number": case_number, "code_hash": code_hash, "created_at": now,
+            "province_id": ids[keys[0]], "agency_id": ids[keys[1]], "indicator_id": ids[keys[2]],
             "office_id": ids[keys[3]] if draft.office_code else None, "status": "received",
             "outcome": None, "recording_path": draft.recording, "sla_due_at": sla_due_at}
 
@@ -128,25 +125,29 @@ def _filed_event(at: dt.datetime) -> dict:
     return {"at": at, "kind": "filed", "status": "received", "actor": "ivr", "note": None}
 
 
-def add_complaint(s: Session, draft: ComplaintDraft, now: dt.datetime, sla_hours: float,
-                  code: str | None = None, ids: dict | None = None,
-                  sla_due_at: dt.datetime | None = None) -> Complaint:
+def add_complaint(s: Session, draft: ComplaintDraft, now: dt.datetime, sla_due_at: dt.datetime,
+                  code_hash: str, case_number: str | None = None, ids: dict | None = None,
+                  redraw: Callable[[], str] | None = None) -> Complaint:
     """Add a complaint, its first event and its outgoing messages to the session (no commit).
 
-    ``code``: the code the caller hears (drawn before storing, so a journaled copy carries the
-    same one). Adding the same complaint twice returns the first (exactly-once replay); a code
-    taken by another complaint is drawn again. The careful path: ``insert_complaints`` is the
-    fast one.
+    ``code_hash``: the keyed hash of the code the caller hears (drawn before storing, so a
+    journaled copy carries the same one). Adding the same complaint twice returns the first
+    (exactly-once replay). A hash taken by another complaint is drawn again with ``redraw``
+    (which gives the caller a new code), or, for a replay nobody waits for, at random: the
+    complaint is kept and forwarded, only its follow-up by phone is lost. The careful path:
+    ``insert_complaints`` is the fast one.
     """
-    due, code = sla_due_at or now + dt.timedelta(hours=sla_hours), code or new_code()
+    case_number = case_number or new_case_number()
     try:
-        row = complaint_row(draft, now, due, code, ids or {})
+        row = complaint_row(draft, now, sla_due_at, code_hash, case_number, ids or {})
     except LookupError:  # no cache, or added since it was taken
-        row = complaint_row(draft, now, due, code, reference_ids(s))
-    while (same := s.scalar(select(Complaint).where(Complaint.tracking_code == code))) is not None:
+        row = complaint_row(draft, now, sla_due_at, code_hash, case_number, reference_ids(s))
+    while (same := s.scalar(select(Complaint).where(Complaint.code_hash == row["code_hash"]))) is not None:
         if (same.created_at, same.indicator_id, same.agency_id) == (now, row["indicator_id"], row["agency_id"]):
             return same  # stored before: exactly once
-        code = row["tracking_code"] = new_code()  # taken by another complaint: draw again
+        row["code_hash"] = redraw() if redraw else secrets.token_hex(32)
+    while s.scalar(select(Complaint.id).where(Complaint.case_number == row["case_number"])) is not None:
+        row["case_number"] = new_case_number()
     complaint = Complaint(**row)
     complaint.events.append(ComplaintEvent(**_filed_event(now)))
     s.add(complaint)
@@ -160,8 +161,9 @@ def insert_complaints(s: Session, rows: list[dict], plan: Callable[[int, int], P
     a handful of multi-row Core INSERTs for the whole batch, no lookups (``plan`` gives the
     route of an (agency id, province id), usually from a cache). No commit.
 
-    The fast path for fresh codes: a code already stored raises IntegrityError, and the caller
-    then takes ``add_complaint`` one by one, which tells a replay from a collision."""
+    The fast path for fresh codes: a code hash or case number already stored raises
+    IntegrityError, and the caller then takes ``add_complaint`` one by one, which tells a
+    replay from a collision. Returns the stored code hashes."""
     if not rows:
         return []
     conn = s.connection()
@@ -177,33 +179,38 @@ def insert_complaints(s: Session, rows: list[dict], plan: Callable[[int, int], P
     conn.execute(insert(ComplaintRoute.__table__), routes)
     if messages:
         conn.execute(insert(OutboxMessage.__table__), messages)
-    return [row["tracking_code"] for row in rows]
+    return [row["code_hash"] for row in rows]
 
 
-def file_complaint(s: Session, draft: ComplaintDraft, now: dt.datetime, sla_hours: float,
-                   code: str | None = None) -> Complaint:
-    """``add_complaint`` and commit; a race on the tracking code with another server retries."""
+def file_complaint(s: Session, draft: ComplaintDraft, now: dt.datetime, sla_hours: float = 3.0,
+                   code_hash: str | None = None, calendar=None) -> Complaint:
+    """``add_complaint`` and commit, its hours counted as office hours on ``calendar`` (the
+    packaged one by default), as the IVR counts them. ``code_hash``: the keyed hash of a
+    caller's code (``ivr.keyring.code_hash``); none: a complaint nobody follows up by phone."""
+    from accountability.calendar import load
+
+    due = (calendar or load()).add(now, sla_hours * 60)
     for _ in range(5):
         try:
-            complaint = add_complaint(s, draft, now, sla_hours, code)
+            complaint = add_complaint(s, draft, now, due, code_hash or secrets.token_hex(32))
             s.commit()
             return complaint
         except IntegrityError:
             s.rollback()
-    raise RuntimeError("could not store the complaint under a unique tracking code")
+    raise RuntimeError("could not store the complaint under a unique code")
 
 
-def complaint_status(s: Session, code: str) -> tuple[str, str | None, bool] | None:
-    """(status, outcome, rated already) of a complaint, or None."""
+def complaint_status(s: Session, code_hash: str) -> tuple[str, str | None, bool] | None:
+    """(status, outcome, rated already) of the complaint a caller's code hash names, or None."""
     row = s.execute(select(Complaint.status, Complaint.outcome, ComplaintRating.id)
                     .outerjoin(ComplaintRating, ComplaintRating.complaint_id == Complaint.id)
-                    .where(Complaint.tracking_code == code)).first()
+                    .where(Complaint.code_hash == code_hash)).first()
     return (row[0], row[1], row[2] is not None) if row else None
 
 
-def add_rating(s: Session, code: str, rating: int, now: dt.datetime) -> bool:
+def add_rating(s: Session, code_hash: str, rating: int, now: dt.datetime) -> bool:
     """Keep the first rating of a complaint; False if it was rated already. No commit."""
-    complaint_id = s.scalar(select(Complaint.id).where(Complaint.tracking_code == code))
+    complaint_id = s.scalar(select(Complaint.id).where(Complaint.code_hash == code_hash))
     if complaint_id is None or s.scalar(select(ComplaintRating.id)
                                         .where(ComplaintRating.complaint_id == complaint_id)):
         return False
@@ -213,52 +220,25 @@ def add_rating(s: Session, code: str, rating: int, now: dt.datetime) -> bool:
 
 
 def add_call_record(s: Session, started_at: dt.datetime, province_code: str | None, outcome: str,
-                    duration_s: int, caller_hash: str | None, period: str,
-                    ids: dict | None = None) -> None:
-    """The call's anonymous record, and the caller-hash counters (unlinked to it); no commit."""
+                    duration_s: int, ids: dict | None = None) -> None:
+    """The call's anonymous record; no commit."""
     add_call_records(s, [{"started_at": started_at, "province_code": province_code, "outcome": outcome,
-                          "duration_s": duration_s, "caller_hash": caller_hash, "period": period}],
-                     reference_ids(s) if ids is None else ids)
+                          "duration_s": duration_s}], reference_ids(s) if ids is None else ids)
 
 
 def add_call_records(s: Session, calls: list[dict], ids: dict) -> None:
-    """Many calls' records and caller counters in two statements (Core; runs for every call, on
-    the writer thread). The counters are summed per caller first: one upsert row each."""
+    """Many calls' records in one statement (Core; runs for every call, on the writer thread).
+    The start is kept to the minute: the complaint keeps its exact time, and a call record must
+    not single out which call of its minute filed it."""
     if not calls:
         return
-    conn = s.connection()
-    conn.execute(insert(CallRecord.__table__), [
-        {"started_at": c["started_at"], "outcome": c["outcome"], "duration_s": c["duration_s"],
-         "province_id": ids.get(("province", c["province_code"]))} for c in calls])
-    counts: dict[tuple[str, str], list[int]] = {}
-    for c in calls:
-        if c["caller_hash"]:
-            n = counts.setdefault((c["period"], c["caller_hash"]), [0, 0])
-            n[0] += 1
-            n[1] += c["outcome"] == "complaint_filed"
-    if counts:
-        conn.execute(_count_calls(conn.dialect.name),
-                     [{"period": period, "caller_hash": h, "calls": n[0], "complaints": n[1]}
-                      for (period, h), n in counts.items()])
-
-
-@functools.cache
-def _count_calls(dialect: str):
-    """The caller counters' upsert, built once (``excluded`` makes a new alias each time)."""
-    A = CallerActivity.__table__
-    stmt = (pg_insert if dialect == "postgresql" else sqlite_insert)(A)
-    return stmt.on_conflict_do_update(
-        index_elements=[A.c.period, A.c.caller_hash],
-        set_={"calls": A.c.calls + stmt.excluded.calls, "complaints": A.c.complaints + stmt.excluded.complaints})
+    s.connection().execute(insert(CallRecord.__table__), [
+        {"started_at": c["started_at"].replace(second=0, microsecond=0), "outcome": c["outcome"],
+         "duration_s": c["duration_s"], "province_id": ids.get(("province", c["province_code"]))}
+        for c in calls])
 
 
 def record_call(s: Session, *args) -> None:
-    """``add_call_record`` and commit (another call of the same caller may race the counter)."""
-    for _ in range(3):
-        try:
-            add_call_record(s, *args)
-            s.commit()
-            return
-        except IntegrityError:
-            s.rollback()
-    raise RuntimeError("could not record the call")
+    """``add_call_record`` and commit."""
+    add_call_record(s, *args)
+    s.commit()

@@ -64,13 +64,13 @@ def outbox():
 def _messages(ctx, status: str | None, limit: int) -> list[dict]:
     from dispatch.models import InspectionUnit, OutboxMessage as M
 
-    q = (select(M, Complaint.tracking_code, InspectionUnit.code)
+    q = (select(M, Complaint.case_number, InspectionUnit.code)
          .join(Complaint, M.complaint_id == Complaint.id).join(InspectionUnit, M.unit_id == InspectionUnit.id)
          .order_by(M.id.desc()).limit(limit))
     if status:
         q = q.where(M.status == status)
     with _session(ctx) as s:
-        return [{"id": m.id, "tracking_code": code, "kind": m.kind, "channel": m.channel,
+        return [{"id": m.id, "case_number": code, "kind": m.kind, "channel": m.channel,
                  "unit": unit, "recipient": m.recipient, "status": m.status, "tries": m.tries,
                  "created_at": _iso(m.created_at), "next_attempt_at": _iso(m.next_attempt_at),
                  "sent_at": _iso(m.sent_at), "error": m.last_error}
@@ -97,7 +97,7 @@ def outbox_list(ctx, status, limit, as_json):
     if not as_json:
         with _session(ctx) as s:
             click.echo("  ".join(f"{k}: {v}" for k, v in sorted(counts(s).items())) or "outbox empty")
-    _show(rows, as_json, ["id", "tracking_code", "kind", "channel", "unit", "status", "tries",
+    _show(rows, as_json, ["id", "case_number", "kind", "channel", "unit", "status", "tries",
                           "next_attempt_at", "sent_at"])
 
 
@@ -108,7 +108,7 @@ def outbox_list(ctx, status, limit, as_json):
 def outbox_dead(ctx, as_json):
     """Dead letters: messages that will not be tried again until `favad outbox retry`."""
     _show(_messages(ctx, "dead", 100000), as_json,
-          ["id", "tracking_code", "channel", "unit", "recipient", "tries", "error"])
+          ["id", "case_number", "channel", "unit", "recipient", "tries", "error"])
 
 
 @outbox.command("retry")
@@ -139,10 +139,10 @@ def outbox_flagged(ctx, as_json):
          .outerjoin(U, ComplaintRoute.unit_id == U.id)
          .where(ComplaintRoute.flag.is_not(None)).order_by(Complaint.created_at.desc()))
     with _session(ctx) as s:
-        rows = [{"tracking_code": c.tracking_code, "created_at": _iso(c.created_at), "flag": flag,
+        rows = [{"case_number": c.case_number, "created_at": _iso(c.created_at), "flag": flag,
                  "agency": agency, "province": province, "sent_to": unit, "status": c.status}
                 for c, flag, agency, province, unit in s.execute(q)]
-    _show(rows, as_json, ["tracking_code", "created_at", "flag", "agency", "province", "sent_to", "status"])
+    _show(rows, as_json, ["case_number", "created_at", "flag", "agency", "province", "sent_to", "status"])
 
 
 # ---- the inspection units -----------------------------------------------------------------
@@ -254,18 +254,18 @@ def units_validate(ctx, path, fmt):
 
 
 @units.command("ack")
-@click.argument("tracking_code")
+@click.argument("case_number")
 @click.option("--unit", "unit_code", required=True, help="Code of the unit that took it up.")
 @click.pass_context
 @_guard
-def units_ack(ctx, tracking_code, unit_code):
+def units_ack(ctx, case_number, unit_code):
     """Record that a unit has taken a complaint up (no escalation; status under_review)."""
     from accountability.actions import ActionError
     from dispatch.outbox import acknowledge
 
     with _session(ctx) as s:
         try:
-            status = acknowledge(s, tracking_code.strip(), unit_code, _now())
+            status = acknowledge(s, case_number.strip(), unit_code, _now())
         except (LookupError, ActionError) as e:
             fail(str(e))
-    click.echo(f"{tracking_code}: acknowledged by {unit_code}, status {status}")
+    click.echo(f"{case_number}: acknowledged by {unit_code}, status {status}")

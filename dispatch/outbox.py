@@ -218,7 +218,7 @@ def escalate_due(s: Session, now: dt.datetime, after: dt.timedelta, limit: int =
     return len(ids)
 
 
-def acknowledge(s: Session, tracking_code: str, unit_code: str, now: dt.datetime) -> str:
+def acknowledge(s: Session, case_number: str, unit_code: str, now: dt.datetime) -> str:
     """A unit has taken the complaint up: no escalation, status 'under_review'. Commits.
 
     The same action as the units' page and `favad complaints ack` (one event, one
@@ -226,9 +226,9 @@ def acknowledge(s: Session, tracking_code: str, unit_code: str, now: dt.datetime
     from accountability.actions import Actor
     from accountability.actions import acknowledge as act
 
-    c = s.scalar(select(Complaint).where(Complaint.tracking_code == tracking_code))
+    c = s.scalar(select(Complaint).where(Complaint.case_number == case_number))
     if c is None:
-        raise LookupError(f"no complaint with tracking code {tracking_code!r}")
+        raise LookupError(f"no complaint with case number {case_number!r}")
     unit = s.scalar(select(InspectionUnit).where(InspectionUnit.code == unit_code))
     if unit is None:
         raise LookupError(f"no inspection unit with code {unit_code!r}")

@@ -35,7 +35,7 @@ class Notice:
     """The placeholders every template may use."""
 
     kind: str  # complaint | escalation
-    tracking_code: str
+    case_number: str
     filed_at: dt.datetime
     sla_due_at: dt.datetime
     indicator_code: str
@@ -89,7 +89,7 @@ def sms_text(n: Notice) -> str:
 def message_id(n: Notice, recipient: str, domain: str) -> str:
     """Stable per complaint, kind and recipient: a retried message is recognisably the same."""
     who = hashlib.sha256(recipient.lower().encode()).hexdigest()[:12]
-    return f"<{n.tracking_code}.{n.kind}.{who}@{domain}>"
+    return f"<{n.case_number}.{n.kind}.{who}@{domain}>"
 
 
 def email_message(n: Notice, recipient: str, mail_from: str, recording: audio.Audio | None) -> bytes:
@@ -109,7 +109,7 @@ def email_message(n: Notice, recipient: str, mail_from: str, recording: audio.Au
         part.set_payload(recording.data)
         encoders.encode_base64(part)
         part.add_header("Content-Disposition", "attachment",
-                        filename=f"128-{n.tracking_code}.{recording.extension}")
+                        filename=f"128-{n.case_number}.{recording.extension}")
         msg.attach(part)
     subject = re.sub(r"\s+", " ", ENV.get_template("subject.txt").render(**ctx)).strip()
     msg["Subject"] = Header(subject, "utf-8")
@@ -118,7 +118,7 @@ def email_message(n: Notice, recipient: str, mail_from: str, recording: audio.Au
     msg["Date"] = formatdate(usegmt=True)  # UTC: the server's own time zone is nobody's business
     msg["Message-ID"] = message_id(n, recipient, mail_from.rpartition("@")[2] or "favad.localhost")
     msg["Auto-Submitted"] = "auto-generated"  # RFC 3834: no auto-replies back to 128
-    msg["X-Favad-Tracking-Code"] = n.tracking_code
+    msg["X-Favad-Case-Number"] = n.case_number
     return msg.as_bytes(policy=WIRE)
 
 

@@ -152,7 +152,7 @@ class Dispatcher:
         jobs = []
         for m, c, ind, ag, pr, unit, office, route, first_fa in rows:
             notice = render.Notice(
-                kind=m.kind, tracking_code=c.tracking_code, filed_at=c.created_at,
+                kind=m.kind, case_number=c.case_number, filed_at=c.created_at,
                 sla_due_at=c.sla_due_at, indicator_code=ind.code, indicator_fa=ind.name_fa,
                 agency_fa=ag.name_fa, province_fa=pr.name_fa, unit_fa=unit.name_fa,
                 first_unit_fa=first_fa or unit.name_fa,

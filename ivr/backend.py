@@ -42,7 +42,9 @@ from ivr.flow import Call
 from ivr.journal import Journal
 from ivr.menu import Menu, load_menu
 from ivr.session import AgiSession
-from ivr.tracking import new_code
+from ivr.callers import CallerLedger, Limits
+from ivr.keyring import code_hash, month_of
+from ivr.tracking import new_case_number, new_code
 
 log = logging.getLogger(__name__)
 DIRECTORY_TTL = 30.0  # seconds: a province switched on reaches new calls within this
@@ -60,12 +62,14 @@ def tehran_today() -> dt.date:
 
 @dataclass
 class CallContext:
-    """What a driver keeps about one call: never the number, only its keyed hash."""
+    """What a driver keeps about one call: never the number, only its keyed hash, which
+    goes to the caller ledger alone (never into a call record, a complaint or the journal)."""
 
     started_at: dt.datetime
     started_mono: float
     caller_hash: str | None
-    period: str
+    period: str  # the month whose caller key made the hash
+    day: dt.date  # Tehran's day, for the daily limits
     filed: list[str] = field(default_factory=list)
 
 
@@ -74,7 +78,11 @@ class Backend:
         self.settings = settings
         self.engine = engine or make_engine(settings.db_url)
         self.Session = make_sessionmaker(self.engine)
-        self._key = settings.hash_key()
+        self.keyring = settings.keyring()
+        self._tracking_key = self.keyring.tracking_key()
+        self.ledger = CallerLedger(self.Session, Limits.from_settings(settings),
+                                   Path(settings.data_dir) / "counts",
+                                   (settings.counts_flush_min, settings.counts_flush_max))
         self._lock = threading.Lock()
         # a one-call process (classic AGI) refreshes as it goes; the FastAGI server refreshes
         # from a background task, so no call waits on the database (or its connect timeout)
@@ -105,29 +113,35 @@ class Backend:
     def open_call(self, headers: dict[str, str]) -> tuple[AgiSession, CallContext]:
         """Start a call from AGI headers; the caller's number is hashed here and dropped."""
         now = utcnow()
-        period = now.strftime("%Y-%m")
-        safe, caller_hash = scrub(headers, self._key, period)
+        period = month_of(now)
+        safe, caller_hash = scrub(headers, self.keyring.caller_key(period), period)
         headers.clear()  # the raw headers (number, name, channel) go no further
         directory = self.directory() if self.refresh_inline else self._directory
         call = Call(self.menu, directory, safe.get("agi_arg_1"),
                     operator=bool(self.settings.operator_queue),
                     recordings_dir=self._recordings_dir,
                     new_name=lambda: secrets.token_hex(16))
-        return AgiSession(call), CallContext(now, time.monotonic(), caller_hash, period)
+        return AgiSession(call), CallContext(now, time.monotonic(), caller_hash, period,
+                                             now.astimezone(TEHRAN).date())
 
     def perform(self, action, ctx: CallContext):
         """Carry out one effect and return the event the flow expects back."""
         if isinstance(action, FileComplaint):
             return self._file(action, ctx)
         if isinstance(action, LookupStatus):
+            if not self.ledger.allows("guesses", ctx.caller_hash, ctx.day):
+                return StatusFound("limited")
             try:
                 with self.Session() as s:
-                    found = store.complaint_status(s, action.tracking_code)
+                    found = store.complaint_status(s, self.code_hash(action.tracking_code))
             except DBAPIError:
                 return StatusFound("unavailable")
+            if not found:
+                self.ledger.add("guesses", ctx.caller_hash, ctx.period, ctx.day)
             return StatusFound(*found) if found else StatusFound(None)
         if isinstance(action, RateComplaint):
-            entry = {"code": action.tracking_code, "rating": action.rating, "at": utcnow().isoformat()}
+            entry = {"code_hash": self.code_hash(action.tracking_code), "rating": action.rating,
+                     "at": utcnow().isoformat()}
             try:
                 self._apply("rating", entry)
             except (DBAPIError, FutureTimeout) as e:
@@ -142,8 +156,8 @@ class Backend:
                 log.warning("could not remove an unsubmitted recording: %s", e.strerror)
             return Done()
         if isinstance(action, Finish):
-            call = {"started_at": ctx.started_at.isoformat(), "province_code": action.province_code,
-                    "outcome": action.outcome, "caller_hash": ctx.caller_hash, "period": ctx.period,
+            call = {"started_at": ctx.started_at.replace(second=0, microsecond=0).isoformat(),
+                    "province_code": action.province_code, "outcome": action.outcome,
                     "duration_s": int(round(time.monotonic() - ctx.started_mono))}
             # nobody waits for this one (a caller handed to the operator should not)
             self.writer.submit("call", call).add_done_callback(
@@ -153,6 +167,8 @@ class Backend:
 
     def _file(self, action: FileComplaint, ctx: CallContext) -> Filed:
         """Store the complaint; with the database away, journal it: the caller's code holds."""
+        if not self.ledger.allows("complaints", ctx.caller_hash, ctx.day):
+            return Filed(None, refused=True)
         entry = self._complaint_entry(action)
         try:
             return self._filed(entry, self.writer.submit("complaint", entry).result(WRITE_TIMEOUT), ctx)
@@ -161,6 +177,9 @@ class Backend:
 
     async def file_async(self, action: FileComplaint, ctx: CallContext) -> Filed:
         """``_file`` for the event loop: awaits the writer instead of holding a thread."""
+        loop = asyncio.get_running_loop()
+        if not await loop.run_in_executor(None, self.ledger.allows, "complaints", ctx.caller_hash, ctx.day):
+            return Filed(None, refused=True)
         entry = self._complaint_entry(action)
         future = asyncio.wrap_future(self.writer.submit("complaint", entry))
         done, _ = await asyncio.wait({future}, timeout=WRITE_TIMEOUT)  # no cancel: it may yet land
@@ -169,27 +188,33 @@ class Backend:
         else:
             result = future.exception() or future.result()
         if isinstance(result, BaseException):  # journaling fsyncs: off the loop
-            return await asyncio.get_running_loop().run_in_executor(None, self._filed, entry, result, ctx)
+            return await loop.run_in_executor(None, self._filed, entry, result, ctx)
         return self._filed(entry, result, ctx)
 
+    def code_hash(self, code: str) -> str:
+        return code_hash(self._tracking_key, code)
+
     def _complaint_entry(self, action: FileComplaint) -> dict:
+        """The writer's job. ``code`` (what the caller will hear) stays in memory: the database
+        and the journal get only its hash."""
+        code = new_code()
         return {"draft": dataclasses.asdict(action.draft), "created_at": utcnow().isoformat(),
-                "code": new_code()}
+                "code_hash": self.code_hash(code), "case_number": new_case_number(), "code": code}
 
     def _filed(self, entry: dict, result: str | BaseException, ctx: CallContext) -> Filed:
         """What the caller hears: the stored code, or the journaled one, or an apology."""
         if isinstance(result, (DBAPIError, FutureTimeout)):
-            # a write that still lands later carries the same code: replay then finds it stored
+            # a write that still lands later carries the same hash: replay then finds it stored
             self._journal("complaint", entry, result)
-            result = entry["code"]
         elif isinstance(result, BaseException):
             log.error("storing a complaint failed", exc_info=result)
             return Filed(None)
-        ctx.filed.append(result)
-        return Filed(result)
+        self.ledger.add("complaints", ctx.caller_hash, ctx.period, ctx.day)
+        ctx.filed.append(entry["code"])
+        return Filed(entry["code"])
 
     def _journal(self, kind: str, entry: dict, error: BaseException) -> None:
-        self.journal.write(kind, entry)
+        self.journal.write(kind, {k: v for k, v in entry.items() if k != "code"})
         log.warning("database unavailable (%s): %s journaled for replay", type(error).__name__, kind)
 
     def _write(self, s, kind: str, entry: dict):
@@ -197,13 +222,20 @@ class Backend:
         replayed (journaled) complaint already stored is found, not stored twice."""
         ids = self.reference_ids(s)
         if kind == "rating":
-            return store.add_rating(s, entry["code"], entry["rating"], dt.datetime.fromisoformat(entry["at"]))
+            return store.add_rating(s, entry["code_hash"], entry["rating"], dt.datetime.fromisoformat(entry["at"]))
         if kind == "complaint":
             created = dt.datetime.fromisoformat(entry["created_at"])
             return store.add_complaint(
-                s, ComplaintDraft(**entry["draft"]), created, self.settings.sla_hours,
-                code=entry["code"], ids=ids, sla_due_at=self._sla_due(created)).tracking_code
+                s, ComplaintDraft(**entry["draft"]), created, self._sla_due(created), entry["code_hash"],
+                entry["case_number"], ids, redraw=(lambda: self._redraw(entry)) if "code" in entry else None
+            ).code_hash
         store.add_call_records(s, [self._call_row(entry)], ids)
+
+    def _redraw(self, entry: dict) -> str:
+        """Another code for a caller still on the line whose code's hash is taken."""
+        entry["code"] = new_code()
+        entry["code_hash"] = self.code_hash(entry["code"])
+        return entry["code_hash"]
 
     def _write_batch(self, s, jobs: list[tuple[str, dict]]) -> list:
         """A whole batch in a few multi-row statements: what every call's writes go through.
@@ -216,7 +248,8 @@ class Backend:
                 created = dt.datetime.fromisoformat(entry["created_at"])
                 try:
                     rows.append(store.complaint_row(ComplaintDraft(**entry["draft"]), created,
-                                                    self._sla_due(created), entry["code"], ids))
+                                                    self._sla_due(created), entry["code_hash"],
+                                                    entry["case_number"], ids))
                     complaints.append(i)
                 except LookupError:  # an office added since the ids were taken: the careful path
                     try:
@@ -258,10 +291,23 @@ class Backend:
     def _apply(self, kind: str, entry: dict):
         return self.writer.submit(kind, entry).result(WRITE_TIMEOUT)
 
+    def housekeep(self) -> None:
+        """Off the call path, every few seconds: the caller counts at their random moment."""
+        self.ledger.flush_if_due()
+
     def close(self) -> None:
-        """Write what is queued (call records nobody waited for)."""
+        """Write what is queued (call records nobody waited for); caller counts to the spool."""
         self.writer.close()
+        self.ledger.close()
 
     def replay_journal(self) -> tuple[int, int]:
         """Move what was journaled during a database outage into the database; (done, left)."""
-        return self.journal.replay(self._apply)
+        return self.journal.replay(lambda kind, entry: self._apply(kind, self._upgraded(kind, entry)))
+
+    def _upgraded(self, kind: str, entry: dict) -> dict:
+        """An entry journaled before tracking codes were hashed (0005): hash its code now."""
+        if kind in ("complaint", "rating") and "code_hash" not in entry and "code" in entry:
+            entry = {**entry, "code_hash": self.code_hash(entry.pop("code"))}
+            if kind == "complaint":
+                entry.setdefault("case_number", new_case_number())
+        return entry

@@ -70,11 +70,11 @@ class FastAgiServer(Application):
                     line.writer.transport.abort()  # the call ends as if Asterisk hung up
 
     async def _housekeeping(self) -> None:
-        """Off the call path: journaled complaints go in as soon as the database is back, and
-        the reference data is reloaded when stale."""
+        """Off the call path: journaled complaints go in as soon as the database is back, the
+        reference data is reloaded when stale, and the caller counts are written when due."""
         loop = asyncio.get_running_loop()
         while True:
-            for job in (self.backend.replay_journal, self.backend.directory):
+            for job in (self.backend.replay_journal, self.backend.directory, self.backend.housekeep):
                 try:
                     await loop.run_in_executor(self.executor, job)
                 except Exception:

@@ -1,5 +1,12 @@
-"""Tracking codes: 9 random digits and a Damm check digit (catches every single-digit typo
-and every swap of neighbouring digits before any database lookup)."""
+"""Tracking codes and case numbers.
+
+A tracking code is the caller's secret: 9 random digits and a Damm check digit (catches every
+single-digit typo and every swap of neighbouring digits before any database lookup). It is
+read to the caller once and stored only as a keyed hash (ivr/keyring.py).
+
+A case number is what staff, units and reports see: a reference of its own, drawn apart from
+the code, in letters and digits (``7KQ2-M9XD``) that no phone keypad can enter as a code.
+"""
 from __future__ import annotations
 
 import secrets
@@ -16,3 +23,11 @@ def new_code() -> str:
 
 def is_well_formed(code: str) -> bool:
     return len(code) == RANDOM_DIGITS + 1 and code.isdigit() and damm.is_valid(code)
+
+
+CASE_ALPHABET = "23456789ABCDEFGHJKMNPQRSTVWXYZ"  # no 0/O, 1/I/L, U: read aloud without doubt
+
+
+def new_case_number() -> str:
+    body = "".join(secrets.choice(CASE_ALPHABET) for _ in range(8))
+    return f"{body[:4]}-{body[4:]}"

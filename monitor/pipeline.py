@@ -26,7 +26,7 @@ def complaints(s, now: dt.datetime, limit: int = 10) -> dict:
     nearest = []
     for c in s.scalars(select(Complaint).options(joinedload(Complaint.agency), joinedload(Complaint.province))
                        .where(OPEN).order_by(Complaint.sla_due_at, Complaint.id).limit(limit)):
-        nearest.append({"tracking_code": c.tracking_code, "agency": c.agency.code,
+        nearest.append({"case_number": c.case_number, "agency": c.agency.code,
                         "agency_name": c.agency.name_fa, "province": c.province.area_code,
                         "province_name": c.province.name_fa, "status": c.status,
                         "sla_due_at": _iso(c.sla_due_at),

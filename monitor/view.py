@@ -71,8 +71,8 @@ def _database(db: dict) -> list:
                     [[by_status.get(s, 0) for s in STATUS_ORDER] +
                      [v for s, v in by_status.items() if s not in STATUS_ORDER]])
     board = _table("SLA board: open complaints nearest to or past the deadline",
-                   ["tracking code", "agency", "province", "status", "due", "left (h:mm)"],
-                   [[c["tracking_code"], c["agency_name"], c["province_name"], c["status"],
+                   ["case number", "agency", "province", "status", "due", "left (h:mm)"],
+                   [[c["case_number"], c["agency_name"], c["province_name"], c["status"],
                      jalali(c["sla_due_at"], fmt="%m/%d %H:%M"),
                      _hours(c["minutes_left"]) + (" OVERDUE" if c["minutes_left"] < 0 else "")]
                     for c in db["nearest"]], empty="no open complaint")

@@ -1,6 +1,6 @@
 """A month of simulated traffic for demos and measurements: calls, complaints, and what units
 did with them (acknowledged, resolved with an outcome, rated), written as the real rows and
-events would be. Deterministic for a seed (tracking codes aside: they are random, as real ones).
+events would be. Deterministic for a seed (case numbers aside: they are random, as real ones).
 Not for production databases: complaint and event ids are given here, after the highest in use,
 so nothing else may write complaints meanwhile.
 
@@ -23,7 +23,7 @@ from accountability.calendar import OfficeCalendar
 from accountability.models import UnitAction
 from db.models import (Agency, CallRecord, Complaint, ComplaintEvent, ComplaintRating, Indicator,
                        Office, Province)
-from ivr.tracking import new_code
+from ivr.tracking import CASE_ALPHABET
 from presentation import TEHRAN
 from reports.months import Month
 
@@ -76,7 +76,7 @@ class Simulator:
         self.quality = {a.id: rng.uniform(0.5, 1.6) for a in self.agencies}  # some agencies are slower
         self.agency_cum = list(itertools.accumulate(rng.uniform(0.3, 3.0) for _ in self.agencies))
         self.outcome_cum = list(itertools.accumulate(OUTCOME_WEIGHTS))
-        self.taken = set(s.scalars(select(Complaint.tracking_code)))
+        self.taken = set(s.scalars(select(Complaint.case_number)))
         self.next_complaint = (s.scalar(select(func.max(Complaint.id))) or 0) + 1
         self.next_event = (s.scalar(select(func.max(ComplaintEvent.id))) or 0) + 1
 
@@ -84,12 +84,12 @@ class Simulator:
         today = month.end.astimezone(TEHRAN).date()
         return [p for p in self.provinces if p.activated_on and p.activated_on <= today] or self.provinces[:3]
 
-    def _code(self) -> str:
-        code = new_code()
-        while code in self.taken:  # codes are random: a large database draws some twice
-            code = new_code()
-        self.taken.add(code)
-        return code
+    def _case(self) -> str:
+        while True:  # random: a large database draws some twice
+            body = "".join(self.rng.choices(CASE_ALPHABET, k=8))
+            if (case := f"{body[:4]}-{body[4:]}") not in self.taken:
+                self.taken.add(case)
+                return case
 
     def month(self, month: Month, complaints: int, part: int = 0, parts: int = 1) -> Batch:
         """``complaints`` complaints filed in ``month`` (in its ``part``-th of ``parts`` equal
@@ -104,13 +104,15 @@ class Simulator:
             pr = rng.choice(provinces)
             ag = rng.choices(self.agencies, cum_weights=self.agency_cum)[0]
             cid, self.next_complaint = self.next_complaint, self.next_complaint + 1
-            row = {"id": cid, "tracking_code": self._code(), "created_at": at, "province_id": pr.id,
+            row = {"id": cid, "case_number": self._case(),
+                   "code_hash": f"{rng.getrandbits(256):064x}", "created_at": at, "province_id": pr.id,
                    "agency_id": ag.id, "office_id": rng.choice(self.offices.get((ag.id, pr.id), [None])),
                    "indicator_id": rng.choices(self.indicator_ids, cum_weights=self.indicator_cum)[0],
                    "status": "forwarded", "outcome": None, "recording_path": None,
                    "sla_due_at": cal.add(at, 180)}
             b.complaints.append(row)
-            b.calls.append({"started_at": at - dt.timedelta(minutes=3), "province_id": pr.id,
+            b.calls.append({"started_at": (at - dt.timedelta(minutes=3)).replace(second=0, microsecond=0),
+                            "province_id": pr.id,
                             "outcome": "complaint_filed", "duration_s": rng.randint(90, 300)})
             events.append((at, cid, "filed", "received", "ivr", False, None))
             if rng.random() > 0.9:
@@ -139,7 +141,7 @@ class Simulator:
                 b.actions.append({"event_id": eid, "complaint_id": cid, "unit_id": None,
                                   "outcome": outcome, "to_unit_id": None})
         for outcome, ratio in CALL_OUTCOMES.items():
-            b.calls += [{"started_at": _filed_at(rng, start, end), "province_id": rng.choice(provinces).id,
+            b.calls += [{"started_at": _filed_at(rng, start, end).replace(second=0, microsecond=0), "province_id": rng.choice(provinces).id,
                          "outcome": outcome, "duration_s": rng.randint(10, 200)}
                         for _ in range(int(ratio * complaints))]
         b.calls.sort(key=lambda c: c["started_at"])

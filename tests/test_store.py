@@ -7,11 +7,12 @@ from sqlalchemy import func, select
 
 from db.engine import make_engine, make_sessionmaker
 from db.migrate import drift
-from db.models import CallerActivity, CallRecord, Complaint, Province
+from db.models import CallRecord, Complaint, Province
 from db.store import complaint_status, directory, file_complaint, load_demo, load_reference, record_call
 from ivr.anonymity import caller_hash, normalize_number, scrub
 from ivr.events import ComplaintDraft
-from ivr.tracking import is_well_formed
+from ivr.keyring import code_hash
+from ivr.tracking import CASE_ALPHABET
 
 NOW = dt.datetime(2026, 11, 27, 8, 30, tzinfo=dt.timezone.utc)
 
@@ -42,32 +43,32 @@ def test_reference_data_31_provinces_3_active_and_demo_is_idempotent(migrated):
     engine.dispose()
 
 
-def test_file_complaint_stores_utc_times_sla_and_first_event(migrated):
+def test_file_complaint_stores_utc_times_office_hours_sla_and_first_event(migrated):
     engine, s = _session(migrated)
+    h = code_hash(b"k", "1234567890")
     with s:
-        c = file_complaint(s, ComplaintDraft("28", "101", "280101", "disrespect", None), NOW, 3)
-        assert is_well_formed(c.tracking_code)
-        back = s.scalar(select(Complaint).where(Complaint.tracking_code == c.tracking_code))
+        c = file_complaint(s, ComplaintDraft("28", "101", "280101", "disrespect", None), NOW, 3, code_hash=h)
+        number = c.case_number
+        assert len(number) == 9 and number[4] == "-" and set(number) - {"-"} <= set(CASE_ALPHABET)
+        back = s.scalar(select(Complaint).where(Complaint.case_number == number))
         s.refresh(back)
         assert back.created_at == NOW and back.created_at.tzinfo is not None
-        assert back.sla_due_at == NOW + dt.timedelta(hours=3)
+        # filed on a Friday noon in Tehran: the three hours are Saturday's first office hours
+        assert back.sla_due_at == dt.datetime(2026, 11, 28, 6, 30, tzinfo=dt.timezone.utc)
         assert [e.kind for e in back.events] == ["filed"]
-        assert complaint_status(s, c.tracking_code) == ("received", None, False)
-        assert complaint_status(s, "0000000000") is None
+        assert complaint_status(s, h) == ("received", None, False)
+        assert complaint_status(s, code_hash(b"k", "0000000000")) is None
     engine.dispose()
 
 
-def test_call_records_and_caller_counters_are_unlinked(migrated):
+def test_call_records_keep_the_minute_and_nothing_of_the_caller(migrated):
     engine, s = _session(migrated)
-    h = caller_hash("09121234567", b"k", "2026-11")
     with s:
-        record_call(s, NOW, "28", "complaint_filed", 95, h, "2026-11")
-        record_call(s, NOW, "28", "out_of_scope", 40, h, "2026-11")
-        record_call(s, NOW, None, "abandoned", 3, None, "2026-11")
-        assert s.scalar(select(func.count()).select_from(CallRecord)) == 3
-        act = s.scalars(select(CallerActivity)).one()
-        assert (act.calls, act.complaints, act.caller_hash) == (2, 1, h)
-        assert "caller_hash" not in CallRecord.__table__.columns
+        record_call(s, NOW.replace(second=41, microsecond=5), "28", "complaint_filed", 95)
+        record_call(s, NOW, None, "abandoned", 3)
+        assert s.scalar(select(func.count()).select_from(CallRecord)) == 2
+        assert set(s.scalars(select(CallRecord.started_at))) == {NOW.replace(second=0)}
+        assert not {"caller_hash", "period"} & set(CallRecord.__table__.columns.keys())
     engine.dispose()
 
 

@@ -168,7 +168,7 @@ class UnitsPage:
         resolved = next((e for e in reversed(events) if e.kind == "resolved"), None)
         sla = self.settings.sla_hours
         return {
-            "c": {"tracking_code": c.tracking_code, "status": c.status, "status_fa": CATALOG["status"].get(c.status, c.status),
+            "c": {"case_number": c.case_number, "status": c.status, "status_fa": CATALOG["status"].get(c.status, c.status),
                   "indicator_fa": ind.name_fa, "agency_fa": ag.name_fa, "province_fa": pr.name_fa,
                   "office_fa": office.name_fa if office else None, "office_code": office.code if office else None,
                   "city_fa": office.city_fa if office else None, "filed_at": c.created_at,

@@ -71,7 +71,7 @@ def web_link(ctx, code, unit_code):
         if unit is None:
             fail(f"no inspection unit with code {unit_code!r}")
         if unit.id not in responsible_units(s, c.id):
-            click.echo(f"favad: note: unit {unit.code} is not responsible for {c.tracking_code} "
+            click.echo(f"favad: note: unit {unit.code} is not responsible for {c.case_number} "
                        f"now; the link will say so", err=True)
         click.echo(url(settings, c.id, unit.id, dt.datetime.now(dt.timezone.utc)))
 

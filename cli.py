@@ -5,6 +5,9 @@ import importlib
 
 import click
 
+from config.files import keep_private
+from ivr.redact import guard_stderr
+
 # command -> "module:attribute"; a module is imported only when its command runs, so that a
 # classic AGI process (`favad agi`, one per call) starts without loading the whole system
 COMMANDS = {
@@ -47,6 +50,8 @@ class LazyGroup(click.Group):
 @click.pass_context
 def main(ctx, config_path):
     """128, the administrative emergencies hotline."""
+    keep_private()  # before anything is written: files 0600, folders 0700 (config/files.py)
+    guard_stderr()  # what reaches stderr past the log handlers is redacted too
     ctx.params["config"] = config_path
 
 

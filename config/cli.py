@@ -7,7 +7,7 @@ import sys
 import click
 
 from config import ConfigError, Settings, load
-from ivr.anonymity import RedactNumbers
+from ivr.redact import RedactNumbers
 
 
 def fail(message: str, code: int = 1):

@@ -13,6 +13,7 @@ import sys
 
 from asterisk.agi import AGI
 
+from config.files import keep_private
 from ivr import protocol as p
 from ivr.backend import Backend
 from ivr.session import Close, Effect
@@ -29,6 +30,7 @@ class _Sink:
 
 
 def run(backend: Backend, stdin=None, stdout=None) -> int:
+    keep_private()  # also when reached without the CLI: the journal's folder is favad's alone
     agi = AGI(stdin=stdin or sys.stdin, stdout=stdout or sys.stdout, stderr=_Sink())
     session, ctx = backend.open_call(agi.env)  # clears agi.env: the number goes no further
     signal.signal(signal.SIGHUP, lambda *_: session.note_hangup())

@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import logging
 import re
+
+from ivr.redact import RedactNumbers  # noqa: F401  (re-exported: the redaction lived here)
 
 SAFE_HEADERS = frozenset({
     "agi_network", "agi_network_script", "agi_request", "agi_language", "agi_type",
@@ -41,16 +42,3 @@ def scrub(headers: dict[str, str], key: bytes, period: str) -> tuple[dict[str, s
     number = headers.get("agi_callerid", "")
     safe = {k: v for k, v in headers.items() if k in SAFE_HEADERS or k.startswith("agi_arg_")}
     return safe, caller_hash(number, key, period)
-
-
-_LONG_NUMBER = re.compile(r"(?:[+]?[0-9۰-۹٠-٩][\s-]?){7,}")
-
-
-class RedactNumbers(logging.Filter):
-    """Defence in depth: no log line carries a run of 7+ digits, whatever a later change logs."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        message = record.getMessage()
-        if _LONG_NUMBER.search(message):
-            record.msg, record.args = _LONG_NUMBER.sub("[REMOVED]", message), ()
-        return True

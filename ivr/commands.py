@@ -11,6 +11,7 @@ import click
 
 from config import ConfigError
 from config.cli import fail, load_settings, setup_logging
+from config.files import recordings_folder
 
 log = logging.getLogger("favad")
 
@@ -40,7 +41,10 @@ def serve(ctx, host, port, with_dispatch):
     settings = load_settings(ctx)
     setup_logging(settings)
     backend = _backend(settings)
-    settings.recordings_path.mkdir(parents=True, exist_ok=True)
+    try:  # Asterisk writes there, favad reads: 02770 in recordings_group
+        recordings_folder(settings.recordings_path, settings.recordings_group)
+    except ConfigError as e:
+        fail(str(e), 2)
     if with_dispatch is None:
         with_dispatch = bool(settings.dispatch_in_serve)
     tune_gc()

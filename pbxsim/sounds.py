@@ -108,9 +108,10 @@ def write_audio(path: str, frames: bytes, fmt: str) -> None:
     if fmt == "sln":
         with open(path, "wb") as f:
             f.write(frames)
-        return
-    with wave.open(path, "wb") as w:
-        w.setnchannels(1)
-        w.setsampwidth(2)
-        w.setframerate(8000)
-        w.writeframes(frames)
+    else:
+        with wave.open(path, "wb") as w:
+            w.setnchannels(1)
+            w.setsampwidth(2)
+            w.setframerate(8000)
+            w.writeframes(frames)
+    os.chmod(path, 0o640)  # as Asterisk with umask 027 writes them: its group reads, no one else

@@ -21,6 +21,7 @@ from pathlib import Path
 from pydub import AudioSegment
 from pydub.generators import Sine
 
+from config.files import public_folder
 from prompts.formats import PromptError, decode, file_for, telephone, write
 
 EXTENSIONS = ("wav", "sln", "gsm", "ulaw", "alaw", "g722")  # what Asterisk may find already
@@ -70,7 +71,7 @@ def load_manifest(sounds_dir: str) -> dict[str, dict]:
 
 def _save_manifest(sounds_dir: str, manifest: dict) -> None:
     path = prompt_dir(sounds_dir) / MANIFEST
-    path.parent.mkdir(parents=True, exist_ok=True)
+    public_folder(path.parent)
     fd, tmp = tempfile.mkstemp(prefix=".manifest.", dir=path.parent)
     with os.fdopen(fd, "w", encoding="utf-8") as f:
         json.dump(manifest, f, ensure_ascii=False, indent=1, sort_keys=True)
@@ -133,6 +134,7 @@ def build(texts: dict[str, str], ids: Iterable[str], sounds_dir: str, engine: st
     if engine not in SYNTH:
         raise PromptError(f"unknown engine {engine!r}: use auto, espeak or tone")
     formats = tuple(formats)
+    Path(sounds_dir).parent.mkdir(parents=True, exist_ok=True)  # only the sounds are public
     manifest = load_manifest(sounds_dir)
     written = 0
     for prompt in ids:

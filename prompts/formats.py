@@ -15,6 +15,8 @@ from pathlib import Path
 
 from pydub import AudioSegment
 
+from config.files import public_folder
+
 with warnings.catch_warnings():  # deprecated in 3.11, gone in 3.13; pydub itself needs it
     warnings.simplefilter("ignore", DeprecationWarning)
     import audioop
@@ -69,7 +71,7 @@ def decode(path: Path) -> AudioSegment:
 def write(audio: AudioSegment, base: Path, fmt: str) -> Path:
     """Write ``audio`` (8 kHz mono 16-bit) as ``base.<ext>`` atomically."""
     target = file_for(base, fmt)
-    target.parent.mkdir(parents=True, exist_ok=True)
+    public_folder(target.parent)  # Asterisk plays them: 0755 whatever the umask
     fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", dir=target.parent)
     os.close(fd)
     try:

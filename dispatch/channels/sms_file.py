@@ -4,6 +4,7 @@ from __future__ import annotations
 import datetime as dt
 import fcntl
 import json
+import os
 from pathlib import Path
 
 from dispatch.channels.base import SENT, TEMPORARY, Result, Sms
@@ -20,7 +21,9 @@ class SmsFile:
                            "to": sms.recipient, "text": sms.text}, ensure_ascii=False) + "\n"
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            with open(self.path, "a", encoding="utf-8") as f:
+            # 0600 whatever the umask: each line holds a unit's live signed link
+            fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+            with open(fd, "a", encoding="utf-8") as f:
                 fcntl.flock(f, fcntl.LOCK_EX)  # several dispatchers may share the file
                 f.write(line)
         except OSError as e:

@@ -7,6 +7,8 @@ import contextlib
 import logging
 import os
 import secrets
+import sys
+import threading
 import tomllib
 from pathlib import Path
 
@@ -124,3 +126,15 @@ def _root_logger_restored():
     yield
     root.handlers[:] = handlers
     root.setLevel(level)
+
+
+@pytest.fixture(autouse=True)
+def _process_state_restored():
+    """The CLI makes the process's files private and its stderr redacted; undo it after each test."""
+    umask = os.umask(0o022)
+    os.umask(umask)
+    hooks, last_resort = (sys.excepthook, threading.excepthook), logging.lastResort.filters[:]
+    yield
+    os.umask(umask)
+    sys.excepthook, threading.excepthook = hooks
+    logging.lastResort.filters[:] = last_resort

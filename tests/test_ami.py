@@ -255,11 +255,11 @@ def test_persian_text_cut_between_two_reads_arrives_whole():
         peer, port = await started(split_non_ascii=True)
         got = []
         async with client(port) as ami:
-            ami.register_event("UserEvent", lambda _m, e: got.append(e["Body"]))
+            ami.register_event("VarSet", lambda _m, e: got.append(e["Value"]))
             await ami.ready()
-            await peer.emit(("Event", "UserEvent"), ("UserEvent", "favad"), ("Body", "شکایت ثبت شد"))
+            await peer.emit(("Event", "VarSet"), ("Variable", "FAVAD_STEP"), ("Value", "شکایت ثبت شد"))
             await peer.new_channel(caller())  # a Persian CallerIDName cut the same way
-            await peer.emit(("Event", "UserEvent"), ("UserEvent", "favad"), ("Body", "پایان"))
+            await peer.emit(("Event", "VarSet"), ("Variable", "FAVAD_STEP"), ("Value", "پایان"))
             await until(lambda: len(got) == 2)
         await peer.stop()
         assert got == ["شکایت ثبت شد", "پایان"]
@@ -267,7 +267,7 @@ def test_persian_text_cut_between_two_reads_arrives_whole():
 
 
 # ---- sans I/O ------------------------------------------------------------------------------------
-PERSIAN = message(("Event", "UserEvent"), ("Body", "سلام"))
+PERSIAN = message(("Event", "VarSet"), ("Variable", "FAVAD_STEP"), ("Value", "سلام"))
 
 
 def test_the_reader_reassembles_bytes_before_decoding_whatever_the_cuts():
@@ -277,8 +277,8 @@ def test_the_reader_reassembles_bytes_before_decoding_whatever_the_cuts():
         out = []
         for i in range(0, len(data), step):
             out += reader.feed(data[i:i + step])
-        assert out == [Banner("11.0.0"), [("Event", "UserEvent"), ("Body", "سلام")],
-                       [("Event", "UserEvent"), ("Body", "سلام")]]
+        one = [("Event", "VarSet"), ("Variable", "FAVAD_STEP"), ("Value", "سلام")]
+        assert out == [Banner("11.0.0"), one, one]
 
 
 def _feed(protocol_class, chunks):
@@ -308,8 +308,8 @@ def _feed(protocol_class, chunks):
 def test_panoramisk_loses_a_character_cut_between_reads_and_ours_does_not():
     cut = PERSIAN.index("سلام".encode()) + 1  # inside the first letter
     chunks = [BANNER, PERSIAN[:cut], PERSIAN[cut:]]
-    assert _feed(AMIProtocol, chunks)[0]["Body"] != "سلام"  # the defect being worked around
-    assert _feed(SafeProtocol, chunks)[0]["Body"] == "سلام"
+    assert _feed(AMIProtocol, chunks)[0]["Value"] != "سلام"  # the defect being worked around
+    assert _feed(SafeProtocol, chunks)[0]["Value"] == "سلام"
 
 
 def test_scrub_drops_identity_and_keeps_only_128s_variables():
@@ -326,3 +326,39 @@ def test_scrub_drops_identity_and_keeps_only_128s_variables():
     assert ("Queue", "favad-operators") in out
     assert len(out) == 5
     assert_anonymous(out)
+
+
+# fields that pass a denylist of "callerid|channel|uniqueid..." names, each as Asterisk 22 sends it
+LEAKY = [("CallerID1", NUMBER), ("CallerID2", "0212223344"), ("Channel1", "PJSIP/09121234567-00000001"),
+         ("Channel2", "PJSIP/trunk-tehran-00000002"), ("Destination", "PJSIP/09121234567-00000003"),
+         ("DestChannel", "PJSIP/09121234567-00000003"), ("Exten", NUMBER), ("DestExten", NUMBER),
+         ("Extension", NUMBER), ("Extra", '{"dialstatus":"ANSWER","number":"09121234567"}'),
+         ("Env", "agi_callerid%3A%2009121234567%0Aagi_calleridname%3A%20Test"),
+         ("Command", f"EXEC Dial PJSIP/{NUMBER}"), ("Result", f"200 result=0 ({NUMBER})"),
+         ("ConnectedLineNum", NUMBER), ("DestConnectedLineName", NAME), ("CallerIDNum", NUMBER),
+         ("CallerIDName", NAME), ("Uniqueid", "1795816935.1"), ("DestLinkedid", "1795816935.0"),
+         ("AccountCode", NUMBER), ("Peer", f"PJSIP/{NUMBER}"), ("Address", "10.0.0.7:5060"),
+         ("UserField", NUMBER), ("Data", NUMBER), ("DialString", NUMBER), ("Digit", "5"),
+         ("Something2030", NUMBER)]
+
+
+@pytest.mark.parametrize("event", ["Dial", "DialBegin", "Bridge", "Link", "CEL", "AsyncAGIStart",
+                                   "AGIExecStart", "AGIExecEnd", "Newexten", "UserEvent"])
+def test_scrub_keeps_only_what_128_reads_so_no_field_can_carry_the_caller(event):
+    out = scrub([("Event", event), *LEAKY, ("Context", "favad-inbound-qazvin"),
+                 ("Application", "AGI"), ("Variable", "FAVAD_STEP"), ("Value", "office")])
+    assert out == [("Event", event), ("Context", "favad-inbound-qazvin"), ("Application", "AGI"),
+                   ("Variable", "FAVAD_STEP"), ("Value", "office")]
+
+
+def test_scrub_keeps_what_the_monitor_and_the_dialplan_tools_read():
+    queue = [("Event", "QueueSummary"), ("Queue", "favad-operators"), ("LoggedIn", "2"),
+             ("Available", "1"), ("Callers", "1"), ("HoldTime", "0"), ("TalkTime", "0"),
+             ("LongestHoldTime", "42"), ("ActionID", "a-1")]
+    assert scrub(queue) == [h for h in queue if h[0] not in ("HoldTime", "TalkTime")]
+    entry = [("Event", "QueueEntry"), ("Queue", "q"), ("Position", "1"), ("Channel", "PJSIP/op"),
+             ("Wait", "7"), ("Priority", "0")]
+    assert [k for k, _ in scrub(entry)] == ["Event", "Queue", "Channel", "Wait"]
+    command = [("Response", "Success"), ("Message", "Command output follows"),
+               ("Output", "Dialplan reloaded."), ("", "old-style body line")]
+    assert scrub(command) == command

@@ -69,7 +69,7 @@ class Sinks:
         self.smtp_port, self.sms_url = self.conn.recv()
 
     def received(self) -> tuple[list[tuple[str, float]], list[float]]:
-        """(tracking code, time accepted) of every email; time accepted of every SMS."""
+        """(case number, time accepted) of every email; time accepted of every SMS."""
         self.conn.send("report")
         return self.conn.recv()
 
@@ -83,7 +83,7 @@ def _serve_sinks(conn, smtp_delay: float) -> None:
     smtp.delay = smtp_delay
     conn.send((smtp.port, sms.url))
     while conn.recv() == "report":
-        conn.send(([(tracking_code(m), m.at) for m in smtp.messages], [r.at for r in sms.requests]))
+        conn.send(([(case_number(m), m.at) for m in smtp.messages], [r.at for r in sms.requests]))
     smtp.stop()
     sms.stop()
 
@@ -116,7 +116,7 @@ def all_sent(Session) -> bool:
 
 
 def file_at_rate(Session, n: int, rate: float) -> dict[str, float]:
-    """File ``n`` complaints at ``rate`` per second; tracking code -> time stored (committed)."""
+    """File ``n`` complaints at ``rate`` per second; case number -> time stored (committed)."""
     stored: dict[str, float] = {}
     lock = threading.Lock()
 
@@ -124,7 +124,7 @@ def file_at_rate(Session, n: int, rate: float) -> dict[str, float]:
         with Session() as s:
             c = file_complaint(s, DRAFTS[i % len(DRAFTS)], dt.datetime.now(dt.timezone.utc), 3)
         with lock:
-            stored[c.tracking_code] = time.time()
+            stored[c.case_number] = time.time()
 
     start = time.monotonic()
     with ThreadPoolExecutor(8) as pool:  # a few calls store at once, as on a live server
@@ -134,9 +134,9 @@ def file_at_rate(Session, n: int, rate: float) -> dict[str, float]:
     return stored
 
 
-def tracking_code(received) -> str:
+def case_number(received) -> str:
     msg = email.message_from_bytes(received.fields["content"], policy=email.policy.default)
-    return msg["X-Favad-Tracking-Code"]
+    return msg["X-Favad-Case-Number"]
 
 
 def wait_sent(Session, timeout: float = 300) -> None:

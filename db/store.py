@@ -200,6 +200,12 @@ def file_complaint(s: Session, draft: ComplaintDraft, now: dt.datetime, sla_hour
     raise RuntimeError("could not store the complaint under a unique code")
 
 
+def undisguised_recordings(s: Session) -> frozenset[str]:
+    """Recordings of complaints filed before voices were disguised (ivr/voice.py)."""
+    return frozenset(s.scalars(select(Complaint.recording_path).where(
+        Complaint.recording_path.is_not(None), Complaint.recording_path.not_like("%.v.wav"))))
+
+
 def complaint_status(s: Session, code_hash: str) -> tuple[str, str | None, bool] | None:
     """(status, outcome, rated already) of the complaint a caller's code hash names, or None."""
     row = s.execute(select(Complaint.status, Complaint.outcome, ComplaintRating.id)

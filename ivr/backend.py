@@ -8,12 +8,13 @@ import asyncio
 import dataclasses
 import datetime as dt
 import logging
+import multiprocessing
 import os
 import secrets
 import threading
 import time
 from dataclasses import dataclass, field
-from concurrent.futures import TimeoutError as FutureTimeout
+from concurrent.futures import ProcessPoolExecutor, TimeoutError as FutureTimeout
 from pathlib import Path
 
 from sqlalchemy.exc import DBAPIError
@@ -42,6 +43,7 @@ from ivr.flow import Call
 from ivr.journal import Journal
 from ivr.menu import Menu, load_menu
 from ivr.session import AgiSession
+from ivr import voice
 from ivr.callers import CallerLedger, Limits
 from ivr.keyring import code_hash, month_of
 from ivr.tracking import new_case_number, new_code
@@ -49,6 +51,8 @@ from ivr.tracking import new_case_number, new_code
 log = logging.getLogger(__name__)
 DIRECTORY_TTL = 30.0  # seconds: a province switched on reaches new calls within this
 WRITE_TIMEOUT = 10.0  # seconds a caller may wait for the database before the journal takes over
+ORIGINALS_MAX_AGE = 1200.0  # seconds: an undisguised recording older than any call is a leftover
+SWEEP_EVERY = 60.0
 
 
 def utcnow() -> dt.datetime:
@@ -91,6 +95,9 @@ class Backend:
         self.writer = GroupWriter(self.Session, self._write, self._write_batch)
         self.calendar = office_calendar(settings.office_calendar or None)
         self._recordings_dir = str(settings.recordings_path)  # resolved once, not per call
+        self._voice: ProcessPoolExecutor | None = None
+        self._swept_at = 0.0
+        self._legacy: frozenset[str] | None = None
         self._ids: dict | None = None
         self._ids_at = 0.0
         self._plans: dict[tuple[int, int], Plan] = {}  # routes per (agency, province), with the ids
@@ -169,6 +176,7 @@ class Backend:
         """Store the complaint; with the database away, journal it: the caller's code holds."""
         if not self.ledger.allows("complaints", ctx.caller_hash, ctx.day):
             return Filed(None, refused=True)
+        action = FileComplaint(disguised(action.draft))
         entry = self._complaint_entry(action)
         try:
             return self._filed(entry, self.writer.submit("complaint", entry).result(WRITE_TIMEOUT), ctx)
@@ -180,6 +188,8 @@ class Backend:
         loop = asyncio.get_running_loop()
         if not await loop.run_in_executor(None, self.ledger.allows, "complaints", ctx.caller_hash, ctx.day):
             return Filed(None, refused=True)
+        if action.draft.recording:  # Praat holds the GIL for the whole recording: in a process
+            action = FileComplaint(await loop.run_in_executor(self._voice_pool(), disguised, action.draft))
         entry = self._complaint_entry(action)
         future = asyncio.wrap_future(self.writer.submit("complaint", entry))
         done, _ = await asyncio.wait({future}, timeout=WRITE_TIMEOUT)  # no cancel: it may yet land
@@ -291,14 +301,36 @@ class Backend:
     def _apply(self, kind: str, entry: dict):
         return self.writer.submit(kind, entry).result(WRITE_TIMEOUT)
 
+    def _voice_pool(self) -> ProcessPoolExecutor:
+        if self._voice is None:
+            self._voice = ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn"))
+        return self._voice
+
     def housekeep(self) -> None:
-        """Off the call path, every few seconds: the caller counts at their random moment."""
+        """Off the call path, every few seconds: the caller counts at their random moment, and
+        originals a crash or a lost call left behind."""
         self.ledger.flush_if_due()
+        if time.monotonic() - self._swept_at > SWEEP_EVERY:
+            self.sweep_recordings()
+
+    def sweep_recordings(self) -> list[str]:
+        """Delete undisguised recordings older than any call (a crash mid-call, a lost line)."""
+        self._swept_at = time.monotonic()
+        if self._legacy is None:  # recordings filed before disguising began: retention's, not ours
+            try:
+                with self.Session() as s:
+                    self._legacy = store.undisguised_recordings(s)
+            except DBAPIError:
+                return []
+        return voice.sweep_originals(self._recordings_dir, ORIGINALS_MAX_AGE, keep=self._legacy)
 
     def close(self) -> None:
         """Write what is queued (call records nobody waited for); caller counts to the spool."""
         self.writer.close()
         self.ledger.close()
+        if self._voice is not None:
+            self._voice.shutdown()
+            self._voice = None
 
     def replay_journal(self) -> tuple[int, int]:
         """Move what was journaled during a database outage into the database; (done, left)."""
@@ -311,3 +343,11 @@ class Backend:
             if kind == "complaint":
                 entry.setdefault("case_number", new_case_number())
         return entry
+
+
+def disguised(draft: ComplaintDraft) -> ComplaintDraft:
+    """The draft with its recording disguised (the original gone), or without one if that
+    failed: an undisguised voice never goes further than this."""
+    if not draft.recording:
+        return draft
+    return dataclasses.replace(draft, recording=voice.disguise(draft.recording))

@@ -79,9 +79,11 @@ def disguise(path: str) -> str | None:
         _remove(path)
 
 
-def sweep_originals(recordings_dir: str, older_than_s: float, now: float | None = None) -> list[str]:
+def sweep_originals(recordings_dir: str, older_than_s: float, now: float | None = None,
+                    keep: frozenset[str] = frozenset()) -> list[str]:
     """Delete every file in ``recordings_dir`` that is not disguised and was last written more than
-    ``older_than_s`` seconds ago (a younger one may be a call still recording); the paths deleted."""
+    ``older_than_s`` seconds ago (a younger one may be a call still recording), but those in
+    ``keep`` (recordings of complaints filed before disguising began); the paths deleted."""
     now = time.time() if now is None else now
     removed = []
     try:
@@ -89,7 +91,7 @@ def sweep_originals(recordings_dir: str, older_than_s: float, now: float | None 
     except FileNotFoundError:
         return removed
     for entry in entries:
-        if entry.is_dir(follow_symlinks=False) or is_disguised(entry.name):
+        if entry.is_dir(follow_symlinks=False) or is_disguised(entry.name) or entry.path in keep:
             continue
         try:
             if now - entry.stat(follow_symlinks=False).st_mtime <= older_than_s:

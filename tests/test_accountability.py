@@ -232,17 +232,17 @@ def test_complaints_ack_resolve_reassign_from_the_cli(office, monkeypatch):
     c = _file(Session, dt.datetime.now(dt.timezone.utc))
     env = {"FAVAD_DATABASE_URL": settings.db_url, "FAVAD_DATA_DIR": settings.data_dir}
     run = CliRunner().invoke
-    r = run(main, ["complaints", "ack", c.tracking_code, "--unit", "p28-101"], env=env)
+    r = run(main, ["complaints", "ack", c.case_number, "--unit", "p28-101"], env=env)
     assert r.exit_code == 0 and "acknowledged" in r.output, r.output
-    r = run(main, ["complaints", "reassign", c.tracking_code, "--to", "hq-101", "--reason", "ستاد"], env=env)
+    r = run(main, ["complaints", "reassign", c.case_number, "--to", "hq-101", "--reason", "ستاد"], env=env)
     assert r.exit_code == 0 and "forwarded to unit hq-101" in r.output, r.output
-    r = run(main, ["complaints", "resolve", c.tracking_code, "--outcome", "commendation", "--note", "خوب"], env=env)
+    r = run(main, ["complaints", "resolve", c.case_number, "--outcome", "commendation", "--note", "خوب"], env=env)
     assert r.exit_code == 0 and "resolved" in r.output, r.output
-    r = run(main, ["complaints", "resolve", c.tracking_code, "--outcome", "commendation"], env=env)
+    r = run(main, ["complaints", "resolve", c.case_number, "--outcome", "commendation"], env=env)
     assert r.exit_code == 1 and "resolved already" in r.output and "Traceback" not in r.output
     r = run(main, ["complaints", "ack", "0000000000"], env=env)
     assert r.exit_code == 1 and "no complaint" in r.output
-    r = run(main, ["complaints", "reassign", c.tracking_code, "--to", "nowhere", "--reason", "x"], env=env)
+    r = run(main, ["complaints", "reassign", c.case_number, "--to", "nowhere", "--reason", "x"], env=env)
     assert r.exit_code == 1 and "no inspection unit" in r.output
     with Session() as s:
         actors = s.scalars(select(ComplaintEvent.actor).where(ComplaintEvent.complaint_id == c.id)

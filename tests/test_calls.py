@@ -91,7 +91,7 @@ def spoken_code(played):
 def test_a_complaint_filed_over_fastagi_is_stored_and_its_code_read_back(backend):
     result, _ = call(backend, FILE_ONE)
     (c,) = complaints(backend)
-    assert spoken_code(result.played) == c.tracking_code
+    assert backend.code_hash(spoken_code(result.played)) == c.code_hash
     assert (c.office.code, c.agency.code, c.province.area_code, c.indicator.code) == \
         ("280101", "101", "28", "disrespect")
     assert c.status == "received" and c.recording_path is None
@@ -105,15 +105,19 @@ def test_a_complaint_filed_over_fastagi_is_stored_and_its_code_read_back(backend
     assert result.commands[-1] == "HANGUP"
 
 
-def test_voice_description_is_recorded_to_the_recordings_dir_under_a_random_name(backend):
+def test_voice_description_is_kept_only_disguised_under_a_random_name(backend):
     result, _ = call(backend, FILE_WITH_VOICE, speak=True)
     (c,) = complaints(backend)
     path = Path(c.recording_path)
-    assert path.parent == backend.settings.recordings_path and path.suffix == ".wav"
+    assert path.parent == backend.settings.recordings_path and path.name.endswith(".v.wav")
     assert path.exists() and path.stat().st_size > 44
-    assert CALLER_NUMBER not in path.name and len(path.stem) == 32
+    assert CALLER_NUMBER not in path.name and len(path.name.removesuffix(".v.wav")) == 32
     record = [cmd for cmd in result.commands if cmd.startswith("RECORD FILE")][0]
-    assert record == f"RECORD FILE {path.with_suffix('')} wav # 60000 0 BEEP s=3"
+    original = Path(record.split()[2] + ".wav")
+    assert record == f"RECORD FILE {original.with_suffix('')} wav # 60000 0 BEEP s=3"
+    # what Asterisk recorded is gone; the disguised copy has a name of its own
+    assert original.stem != path.name.removesuffix(".v.wav")
+    assert list(backend.settings.recordings_path.iterdir()) == [path]
 
 
 def test_an_empty_recording_counts_as_none_and_is_removed(backend):
@@ -146,9 +150,10 @@ def test_hangup_after_every_step_leaves_nothing_half_written(backend):
 
 
 def test_follow_up_reads_the_status(backend):
-    call(backend, FILE_ONE)
+    filed, _ = call(backend, FILE_ONE)
     (c,) = complaints(backend)
-    result, _ = call(backend, f"2 {c.tracking_code}#")
+    code = spoken_code(filed.played)
+    result, _ = call(backend, f"2 {code}#")
     assert "favad/status-received" in result.played
     assert call_records(backend)[-1] == "followup"
 
@@ -248,7 +253,7 @@ def test_classic_agi_files_the_same_complaint_and_writes_nothing_identifying(bac
                                  caller=Caller(FILE_ONE), sounds_dir=s.sounds_path, env=env,
                                  callerid=CALLER_NUMBER, calleridname=CALLER_NAME))
     (c,) = complaints(backend)
-    assert spoken_code(result.played) == c.tracking_code
+    assert backend.code_hash(spoken_code(result.played)) == c.code_hash
     assert CALLER_NUMBER.encode() not in result.stderr and b"9121234567" not in result.stderr
     assert CALLER_NAME.encode() not in result.stderr
 
@@ -265,23 +270,25 @@ def test_classic_agi_hangup_by_sighup(backend):
 
 
 def test_a_resolved_complaint_is_heard_with_its_outcome_and_rated_once(backend):
-    call(backend, FILE_ONE)
+    filed, _ = call(backend, FILE_ONE)
     (c,) = complaints(backend)
+    code = spoken_code(filed.played)
     resolve(backend, c)
-    first, _ = call(backend, f"2 {c.tracking_code}# 4")
+    first, _ = call(backend, f"2 {code}# 4")
     assert first.played[-4:] == ["favad/outcome-written_warning", "favad/rate-handling",
                                  "favad/rating-thanks", "favad/followup-goodbye"]
-    again, _ = call(backend, f"2 {c.tracking_code}# 1")
+    again, _ = call(backend, f"2 {code}# 1")
     assert "favad/rate-handling" not in again.played
     assert ratings(backend) == [4]
 
 
 def test_a_key_pressed_during_the_outcome_readout_is_not_taken_as_the_rating(backend):
-    call(backend, FILE_ONE)
+    filed, _ = call(backend, FILE_ONE)
     (c,) = complaints(backend)
+    code = spoken_code(filed.played)
     resolve(backend, c)
     # 5 right after the code's #: it barges into the read-out; 2 is typed at the rating question
-    result, _ = call(backend, f"2 {c.tracking_code}#5 2")
+    result, _ = call(backend, f"2 {code}#5 2")
     assert reply_to(result, 'STREAM FILE favad/status-resolved "0123456789*#"').startswith("200 result=53 ")
     rating = "GET DATA favad/rate-handling 5000 1"
     assert rating in result.commands

@@ -100,12 +100,12 @@ def test_complaint_reaches_its_unit_by_email_and_sms_in_persian_and_is_forwarded
     assert d.drain() == 2
     [mail] = world.smtp.messages
     [sms] = world.sms.requests
-    code = fa_digits(c.tracking_code)
+    code = c.case_number
     msg = parse(mail)
     assert mail.fields["rcpt_tos"] == ["bazresi-101-qazvin@example.ir"]  # (101, 28) beats hq-101
     assert code in msg["Subject"] and "بی‌احترامی یا تبعیض" in msg["Subject"]
     assert "شعبه یک تأمین اجتماعی قزوین" in msg["Subject"]
-    assert msg["Message-ID"] == message_id(dataclasses.replace(_notice(), tracking_code=c.tracking_code),
+    assert msg["Message-ID"] == message_id(dataclasses.replace(_notice(), case_number=c.case_number),
                                            "bazresi-101-qazvin@example.ir", "favad.localhost")
     html = msg.get_body(("html",)).get_content()
     text = msg.get_body(("plain",)).get_content()
@@ -128,7 +128,7 @@ def _notice():
     from dispatch.render import Notice
 
     now = utcnow()
-    return Notice(kind="complaint", tracking_code="0", filed_at=now, sla_due_at=now,
+    return Notice(kind="complaint", case_number="0", filed_at=now, sla_due_at=now,
                   indicator_code="disrespect", indicator_fa="-", agency_fa="-", province_fa="-",
                   unit_fa="-", first_unit_fa="-")
 
@@ -144,8 +144,8 @@ def test_smtp_down_then_up_delays_messages_but_loses_none(world):
     assert all(m.next_attempt_at > m.created_at and "Connection" in m.last_error for m in waiting)
     world.smtp.start()  # the same port, as a restarted mail server
     drain_until(d, lambda: len(world.smtp.messages) == 3)
-    assert ({parse(m)["X-Favad-Tracking-Code"] for m in world.smtp.messages}
-            == {c.tracking_code for c in complaints})
+    assert ({parse(m)["X-Favad-Case-Number"] for m in world.smtp.messages}
+            == {c.case_number for c in complaints})
     assert [m.status for m in world.messages()] == ["sent"] * 6
 
 
@@ -159,7 +159,7 @@ def test_smtp_451_is_retried_with_the_same_message_id(world):
     drain_until(d, lambda: world.smtp.messages)
     assert world.messages(channel="email")[0].tries == 2
     assert parse(world.smtp.messages[0])["Message-ID"] == message_id(
-        dataclasses.replace(_notice(), tracking_code=c.tracking_code), "bazresi-101-qazvin@example.ir",
+        dataclasses.replace(_notice(), case_number=c.case_number), "bazresi-101-qazvin@example.ir",
         "favad.localhost")
 
 
@@ -226,7 +226,7 @@ def test_a_complaint_not_taken_up_in_time_is_escalated_once(world, monkeypatch):
     d = world.dispatcher(escalate_after_hours=0.2 / 3600)
     d.drain()
     with world.Session() as s:
-        outbox.acknowledge(s, c2.tracking_code, "p28-101", utcnow())
+        outbox.acknowledge(s, c2.case_number, "p28-101", utcnow())
     time.sleep(0.25)
     d._escalated_at = 0  # look now rather than in a second
     d.drain()
@@ -275,7 +275,7 @@ def test_the_voice_description_goes_as_mp3_or_as_a_link_when_too_large(world, tm
     small = world.file(recording=_wav(tmp_path / "a1b2.wav"))
     world.dispatcher().drain()
     [att] = list(parse(world.smtp.messages[0]).iter_attachments())
-    assert att.get_filename() == f"128-{small.tracking_code}.mp3" and att.get_content_type() == "audio/mpeg"
+    assert att.get_filename() == f"128-{small.case_number}.mp3" and att.get_content_type() == "audio/mpeg"
     assert att.get_content()[:3] in (b"ID3", b"\xff\xfb", b"\xff\xf3")
     world.file(recording=_wav(tmp_path / "c3d4.wav", 3))
     world.dispatcher(attachment_max_bytes=100, recording_url_base="https://128.example.ir/rec/").drain()
@@ -316,12 +316,12 @@ def test_every_sms_fits_two_ucs2_parts_with_code_indicator_place_and_deadline():
     for office in demo["office"] + [long_office]:
         for ind in ref["indicator"]:
             for kind in ("complaint", "escalation"):
-                n = Notice(kind=kind, tracking_code="1234567890", filed_at=due, sla_due_at=due,
+                n = Notice(kind=kind, case_number="7KQ2-M9XD", filed_at=due, sla_due_at=due,
                            indicator_code=ind["code"], indicator_fa=ind["name_fa"], agency_fa="-",
                            province_fa="-", unit_fa="-", first_unit_fa="-", office_fa=office["name_fa"])
                 text = sms_text(n)
                 assert ucs2_len(text) <= 134, text
-                assert "۱۲۳۴۵۶۷۸۹۰" in text and "۱۴۰۵/۰۹/۰۷ ۱۸:۱۵" in text
+                assert "7KQ2-M9XD" in text and "۱۴۰۵/۰۹/۰۷ ۱۸:۱۵" in text
     assert "…" in text  # the long name was cut, not the deadline
     assert ucs2_len("😀") == 2
 
@@ -383,8 +383,8 @@ def test_operator_commands_dispatch_once_list_flagged_and_ack(world, monkeypatch
         r = run(main, ["dispatch", "--once"])  # no smtp_host, no sms_url: Maildir and the SMS file
         assert r.exit_code == 0 and "2 sent" in r.output, r.output
         r = run(main, ["outbox", "flagged", "--json"])
-        assert c.tracking_code in r.output and "no_agency_unit" in r.output and "gov-28" in r.output
-        r = run(main, ["units", "ack", c.tracking_code, "--unit", "gov-28"])
+        assert c.case_number in r.output and "no_agency_unit" in r.output and "gov-28" in r.output
+        r = run(main, ["units", "ack", c.case_number, "--unit", "gov-28"])
         assert r.exit_code == 0 and "under_review" in r.output
         assert run(main, ["units", "ack", "0000000000", "--unit", "gov-28"]).exit_code == 1
         monkeypatch.setenv("FAVAD_SMTP_SECURITY", "ssl")

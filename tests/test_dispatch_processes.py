@@ -106,7 +106,7 @@ def all_sent(Session) -> bool:
 
 
 def codes_of(smtp) -> list[str]:
-    return [email.message_from_bytes(m.fields["content"], policy=email.policy.default)["X-Favad-Tracking-Code"]
+    return [email.message_from_bytes(m.fields["content"], policy=email.policy.default)["X-Favad-Case-Number"]
             for m in smtp.messages]
 
 
@@ -118,7 +118,7 @@ def test_a_filed_complaint_reaches_smtp_and_sms_within_a_second(db_url, tmp_path
         [c] = file(Session)
         stored = time.time()
         smtp.wait_for(1, timeout=3), sms.wait_for(1, timeout=3)
-        assert codes_of(smtp) == [c.tracking_code]
+        assert codes_of(smtp) == [c.case_number]
         assert smtp.messages[0].at - stored < 1.0 and sms.requests[0].at - stored < 1.0
     finally:
         assert proc.stop() == 0, "".join(proc.lines)
@@ -143,7 +143,7 @@ def test_two_dispatchers_on_postgresql_send_every_message_exactly_once(tmp_path,
         with Session() as s:
             rows = list(s.scalars(select(OutboxMessage)))
         engine.dispose()
-    assert Counter(codes_of(smtp)) == Counter({c.tracking_code: 1 for c in complaints})
+    assert Counter(codes_of(smtp)) == Counter({c.case_number: 1 for c in complaints})
     assert len(sms.requests) == 40 and len({r.fields["message"] for r in sms.requests}) == 40
     assert {r.status for r in rows} == {"sent"} and {r.tries for r in rows} == {1}
     assert len({r.claimed_by for r in rows}) == 2  # both took their share
@@ -171,7 +171,7 @@ def test_a_dispatcher_killed_mid_batch_leaves_its_messages_to_another_after_the_
         time.sleep(0.05)
     second.close()
     assert time.monotonic() - killed_at >= 0.9  # not before the lease ran out
-    assert set(codes_of(smtp)) == {c.tracking_code for c in complaints}
+    assert set(codes_of(smtp)) == {c.case_number for c in complaints}
     # what was in flight when it died may arrive twice (the same Message-ID), nothing more
     assert all(n <= 2 for n in Counter(codes_of(smtp)).values())
     with Session() as s:
@@ -192,7 +192,7 @@ def test_serve_runs_the_dispatcher_by_default_and_stops_it_on_sigterm(tmp_path, 
     try:
         [c] = file(Session)
         smtp.wait_for(1, timeout=3)
-        assert codes_of(smtp) == [c.tracking_code]
+        assert codes_of(smtp) == [c.case_number]
     finally:
         assert proc.stop() == 0
     assert "stopped" in "".join(proc.lines)

@@ -73,6 +73,7 @@ def test_database_outage_mid_call_still_files_and_replays_once(proxied):
     for entry in backend.journal.pending():
         text = entry.read_text(encoding="utf-8")
         assert "9121234567" not in text and "Test" not in text
+        assert code not in text, "the journal holds the caller's code, not only its hash"
 
     assert backend.replay_journal() == (0, 3)  # still down: nothing lost, nothing applied
     proxy.restore()
@@ -80,18 +81,30 @@ def test_database_outage_mid_call_still_files_and_replays_once(proxied):
     assert backend.replay_journal() == (0, 0)
     with backend.Session() as s:
         (c,) = s.scalars(select(Complaint)).all()
-        assert c.tracking_code == code
+        assert c.code_hash == backend.code_hash(code)
     assert count(backend, CallRecord) == 3
 
 
 def test_replay_after_a_crash_between_commit_and_removal_stores_once(backend):
     entry = {"draft": dataclasses.asdict(ComplaintDraft("28", "101", "280101", "disrespect", None)),
-             "created_at": "2026-11-27T08:00:00+00:00", "code": "1234567894"}
+             "created_at": "2026-11-27T08:00:00+00:00", "code_hash": backend.code_hash("1234567894"),
+             "case_number": "7KQ2-M9XD"}
     path = backend.journal.write("complaint", entry)
     backend._apply("complaint", entry)  # committed, then the process died before removing it
-    assert json.loads(path.read_text())["code"] == "1234567894"
+    assert json.loads(path.read_text())["case_number"] == "7KQ2-M9XD"
     assert backend.replay_journal() == (1, 0)
     assert count(backend, Complaint) == 1
+
+
+def test_an_entry_journaled_before_codes_were_hashed_is_stored_with_its_hash(backend):
+    # the form of a complaint journaled by the version before 0005: the code itself
+    backend.journal.write("complaint", {
+        "draft": dataclasses.asdict(ComplaintDraft("28", "101", "280101", "disrespect", None)),
+        "created_at": "2026-11-27T08:00:00+00:00", "code": "1234567894"})
+    assert backend.replay_journal() == (1, 0)
+    with backend.Session() as s:
+        (c,) = s.scalars(select(Complaint)).all()
+        assert c.code_hash == backend.code_hash("1234567894") and c.case_number
 
 
 def test_journal_entries_are_durable_files_readable_only_by_the_service(backend):

@@ -20,6 +20,7 @@ from rich.console import Console
 from cli import main
 from conftest import ROOT
 from db.engine import make_engine, make_sessionmaker
+from accountability.calendar import parse as parse_calendar
 from db.store import file_complaint
 from conftest import favad_env
 from ivr.events import ComplaintDraft
@@ -37,6 +38,10 @@ def env_for(s, **extra) -> dict:
                             **extra})
 
 
+# deadlines in wall-clock hours, so that "past due" does not depend on the day the test runs
+ROUND_THE_CLOCK = parse_calendar('hours = "always"', "test")
+
+
 def file_complaints(settings) -> list[str]:
     """Three open complaints: one past its deadline, one due within the hour, one fresh."""
     now = dt.datetime.now(dt.timezone.utc)
@@ -46,7 +51,8 @@ def file_complaints(settings) -> list[str]:
         for hours_ago, agency, office, province in ((4, "101", "280101", "28"), (2.5, "102", "280102", "28"),
                                                      (0.1, "101", None, "21")):
             draft = ComplaintDraft(province, agency, office, "disrespect", None)
-            codes.append(file_complaint(s, draft, now - dt.timedelta(hours=hours_ago), 3).tracking_code)
+            codes.append(file_complaint(s, draft, now - dt.timedelta(hours=hours_ago), 3,
+                                        calendar=ROUND_THE_CLOCK).case_number)
     engine.dispose()
     return codes
 
@@ -106,7 +112,7 @@ def test_once_shows_the_ivr_the_queue_and_the_sla_board(migrated):
     assert db["status"] == "ok"
     assert db["by_status"]["received"] == 3
     nearest = db["nearest"]
-    assert [c["tracking_code"] for c in nearest] == codes  # oldest deadline first
+    assert [c["case_number"] for c in nearest] == codes  # oldest deadline first
     assert nearest[0]["minutes_left"] < 0 < nearest[1]["minutes_left"] <= 30
     by_agency = {g["code"]: g for g in db["by_agency"]}
     assert (by_agency["101"]["open"], by_agency["101"]["overdue"]) == (2, 1)

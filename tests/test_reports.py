@@ -6,6 +6,7 @@ from __future__ import annotations
 import csv
 import dataclasses
 import datetime as dt
+import secrets
 import email
 import email.policy
 import io
@@ -19,7 +20,7 @@ from accountability import actions
 from accountability.calendar import parse as parse_calendar
 from db.engine import make_engine, make_sessionmaker
 from db.models import Agency, CallRecord, Complaint, ComplaintEvent, ComplaintRating, Indicator, Office, Province
-from ivr.tracking import new_code
+from ivr.tracking import new_case_number
 from presentation import TEHRAN
 from reports import months
 from reports.monthly import Params, from_db
@@ -62,7 +63,7 @@ class Month:
 
     def complaint(self, at, agency="101", province="28", office="280101", indicator="disrespect",
                   ack=None, resolved=None, outcome="fixed_on_spot", rating=None) -> Complaint:
-        c = Complaint(tracking_code=new_code(), created_at=at, agency_id=self.ids["agency", agency],
+        c = Complaint(case_number=new_case_number(), code_hash=secrets.token_hex(32), created_at=at, agency_id=self.ids["agency", agency],
                       province_id=self.ids["province", province],
                       office_id=self.ids["office", office] if office else None,
                       indicator_id=self.ids["indicator", indicator], status="forwarded", sla_due_at=at)

@@ -21,8 +21,10 @@ from sqlalchemy import func, select
 
 from config import Settings
 from conftest import favad_env, pg_schema
-from db.models import CallerActivity, Complaint, ComplaintEvent
+from db.models import CallerCount, Complaint, ComplaintEvent
 from dispatch.models import ComplaintRoute, OutboxMessage
+from ivr.callers import CallerLedger, Limits
+from ivr.keyring import code_hash
 from pbxsim.caller import Caller
 from pbxsim.fastagi import run_call
 from test_crash import FILE_ONE, heard_code
@@ -33,9 +35,14 @@ pytestmark = pytest.mark.postgres
 
 CALLS, AT_ONCE = 160, 20
 SHARED = {"FAVAD_CALLER_HASH_KEY": "scale-out-hash-key",  # the same caller hashes alike on every server
+          "FAVAD_TRACKING_KEY": "scale-out-tracking-key",  # a code heard from one server follows up on any
           "FAVAD_LINK_KEYS": "scale-out-link-key",  # a link signed by one dispatcher opens on any page
           "FAVAD_LOG_LEVEL": "WARNING", "FAVAD_WEB_IN_SERVE": "0"}
 PERSIAN = str.maketrans("۰۱۲۳۴۵۶۷۸۹", "0123456789")
+
+
+def hashed(code: str) -> str:
+    return code_hash(SHARED["FAVAD_TRACKING_KEY"].encode(), code)
 
 
 class Cluster:
@@ -72,8 +79,9 @@ class Cluster:
         self.engine.dispose()
 
     def stored(self) -> list[str]:
+        """The code hashes stored (the codes themselves are not)."""
         with self.Session() as s:
-            return list(s.scalars(select(Complaint.tracking_code)))
+            return list(s.scalars(select(Complaint.code_hash)))
 
     def wait_for(self, done, timeout=60.0):
         end = time.monotonic() + timeout
@@ -86,23 +94,23 @@ class Cluster:
             return set(s.scalars(select(OutboxMessage.status))) <= {"sent"}
 
     def delivered(self) -> Counter:
-        """(tracking code, channel, recipient) of every message in the dispatchers' outputs."""
+        """(case number, channel, recipient) of every message in the dispatchers' outputs."""
         found = Counter()
         for out in self.outputs:
             for path in (out / "maildir" / "new").glob("*"):
                 m = email.message_from_bytes(path.read_bytes(), policy=email.policy.default)
-                found[(m["X-Favad-Tracking-Code"], "email", m["To"])] += 1
+                found[(m["X-Favad-Case-Number"], "email", m["To"])] += 1
             sms = out / "sms.log"
             for line in sms.read_text(encoding="utf-8").splitlines() if sms.exists() else []:
                 entry = json.loads(line)
-                code = entry["text"].translate(PERSIAN).split("کد ", 1)[1].split()[0]
+                code = entry["text"].translate(PERSIAN).split("پرونده ", 1)[1].split()[0]
                 found[(code, "sms", entry["to"])] += 1
         return found
 
     def queued(self) -> Counter:
         """The same triples from the outbox: what should have gone out."""
         with self.Session() as s:
-            rows = s.execute(select(Complaint.tracking_code, OutboxMessage.channel, OutboxMessage.recipient)
+            rows = s.execute(select(Complaint.case_number, OutboxMessage.channel, OutboxMessage.recipient)
                              .join(Complaint, OutboxMessage.complaint_id == Complaint.id))
             return Counter(tuple(r) for r in rows)
 
@@ -157,7 +165,7 @@ def callers(c: Cluster, sounds: str, n: int, on_prompt=None, killed=(), heard=No
 def test_two_servers_and_two_dispatchers_store_each_heard_code_once_and_send_each_message_once(
         cluster, sounds_dir):
     results = callers(cluster, sounds_dir, CALLS)
-    heard = [code for _, _, code in results if code]
+    heard = [hashed(code) for _, _, code in results if code]
     assert len(heard) == CALLS, f"{CALLS - len(heard)} callers heard no tracking code"
     assert len(set(heard)) == len(heard), "two callers heard the same code"
     assert cluster.wait_for(lambda: len(cluster.stored()) >= len(heard))  # a journaled one goes in too
@@ -166,15 +174,17 @@ def test_two_servers_and_two_dispatchers_store_each_heard_code_once_and_send_eac
 
     assert cluster.wait_for(cluster.all_sent), "the dispatchers did not deliver the outbox"
     queued = cluster.queued()
-    assert {code for code, _, _ in queued} == set(heard) and {ch for _, ch, _ in queued} == {"email", "sms"}
+    assert len({case for case, _, _ in queued}) == len(heard) and {ch for _, ch, _ in queued} == {"email", "sms"}
     assert cluster.delivered() == queued  # every message of every complaint, once
     with cluster.Session() as s:
         assert len(set(s.scalars(select(OutboxMessage.claimed_by)))) == 2  # both took their share
-    cluster.stop()  # the servers write their queued call records on the way out
+    cluster.stop()  # the servers leave their caller counts in their spools on the way out
+    for env in cluster.envs:  # as each one's next flush would take them in
+        assert CallerLedger(cluster.Session, Limits(), Path(env["FAVAD_DATA_DIR"]) / "counts").flush() > 0
     with cluster.Session() as s:
-        rows = list(s.scalars(select(CallerActivity)))
-    # each number called once through each server: one caller, one keyed hash
-    assert len(rows) == CALLS // 2 and {(r.calls, r.complaints) for r in rows} == {(2, 2)}
+        rows = list(s.scalars(select(CallerCount)))
+    # each number called once through each server: one caller, one keyed hash (the shared seed)
+    assert len(rows) == CALLS // 2 and {(r.complaints, r.guesses) for r in rows} == {(2, 0)}
 
 
 def test_a_server_killed_under_load_loses_no_heard_code_and_the_next_calls_go_to_the_other(
@@ -198,7 +208,7 @@ def test_a_server_killed_under_load_loses_no_heard_code_and_the_next_calls_go_to
                             text=True, timeout=120)
     assert replay.returncode == 0, replay.stdout + replay.stderr
 
-    heard = [code for _, _, code in results if code]
+    heard = [hashed(code) for _, _, code in results if code]
     after_kill = [code for _, after, code in results if after]
     assert after_kill and all(after_kill), "a call placed after the kill did not go to the other server"
     assert len(set(heard)) == len(heard)

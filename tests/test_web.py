@@ -135,7 +135,7 @@ def test_the_page_acknowledges_resolves_and_then_says_the_complaint_is_closed(de
     c, unit_id = desk.file()
     client, path = Client(UnitsPage(desk.settings, desk.engine)), desk.path(c.id, unit_id)
     page = client.get(path)
-    assert page.status_code == 200 and 'dir="rtl"' in page.text and c.tracking_code not in page.text
+    assert page.status_code == 200 and 'dir="rtl"' in page.text and f'dir="ltr">{c.case_number}<' in page.text
     assert page.headers["Referrer-Policy"] == "no-referrer" and page.headers["Cache-Control"] == "no-store"
     assert "frame-ancestors 'none'" in page.headers["Content-Security-Policy"]
     csrf = _csrf(page.text)

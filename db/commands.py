@@ -147,7 +147,7 @@ def complaints_show(ctx, code, as_json):
     """One complaint and its history."""
     with _session(ctx) as s:
         c = s.scalars(_complaints_query().options(joinedload(Complaint.events))
-                      .where(Complaint.case_number == code.strip())).unique().first()
+                      .where(Complaint.case_number == code.strip().upper())).unique().first()
         if c is None:
             fail(f"no complaint with case number {code!r}", 1)
         row = complaint_dict(c)

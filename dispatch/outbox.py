@@ -226,7 +226,7 @@ def acknowledge(s: Session, case_number: str, unit_code: str, now: dt.datetime) 
     from accountability.actions import Actor
     from accountability.actions import acknowledge as act
 
-    c = s.scalar(select(Complaint).where(Complaint.case_number == case_number))
+    c = s.scalar(select(Complaint).where(Complaint.case_number == case_number.strip().upper()))
     if c is None:
         raise LookupError(f"no complaint with case number {case_number!r}")
     unit = s.scalar(select(InspectionUnit).where(InspectionUnit.code == unit_code))

@@ -80,8 +80,9 @@ class CallerLedger:
         if stored is None:
             return True
         i = KINDS.index(kind)
+        spooled = self._spooled(caller_hash)
         with self._lock:
-            mine = [(d, c) for (_, d, h), c in self._pending.items() if h == caller_hash]
+            mine = spooled + [(d, c) for (_, d, h), c in self._pending.items() if h == caller_hash]
             day = stored.get(today, [0, 0])[i] + sum(c[i] for d, c in mine if d == today)
             month = sum(c[i] for c in stored.values()) + sum(c[i] for _, c in mine)
         return self.limits.allows(kind, day, month)
@@ -108,6 +109,12 @@ class CallerLedger:
         with self._lock:
             self._stored[caller_hash] = counts
         return counts
+
+    def _spooled(self, caller_hash: str) -> list[tuple[dt.date, list[int]]]:
+        """This caller's counts left in the spool by processes that stopped (classic AGI)."""
+        found: dict = {}
+        self._read_spool(found)
+        return [(d, c) for (_, d, h), c in found.items() if h == caller_hash]
 
     # ---- writing, apart from every call ---------------------------------------------------
     def due(self) -> bool:

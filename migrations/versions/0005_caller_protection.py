@@ -34,14 +34,14 @@ def _case_number() -> str:
 
 def upgrade() -> None:
     bind = op.get_bind()
+    rows = bind.execute(sa.text("SELECT id, tracking_code FROM complaints")).all()
+    keyring = context.config.attributes.get("keyring")
+    if rows and keyring is None:  # before any change: SQLite's DDL is not transactional
+        raise RuntimeError("converting tracking codes needs the tracking key: run `favad db upgrade`")
     with op.batch_alter_table('complaints', schema=None) as batch_op:
         batch_op.add_column(sa.Column('case_number', sa.String(length=16), nullable=True))
         batch_op.add_column(sa.Column('code_hash', sa.String(length=64), nullable=True))
-    rows = bind.execute(sa.text("SELECT id, tracking_code FROM complaints")).all()
     if rows:
-        keyring = context.config.attributes.get("keyring")
-        if keyring is None:
-            raise RuntimeError("converting tracking codes needs the tracking key: run `favad db upgrade`")
         from ivr.keyring import code_hash
         key, taken = keyring.tracking_key(), set()
         for id_, code in rows:

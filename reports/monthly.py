@@ -27,6 +27,7 @@ from reports.data import MISSING, Columns, Complaints, MonthData, Reference
 from reports.months import Month
 
 OUT_OF_SCOPE = "out_of_scope"
+REFUSED = "refused"  # over a caller's limit (ivr/callers.py): counted, never who
 
 
 @dataclass
@@ -54,6 +55,7 @@ class Row:
     calls: int | None = None  # None: not known at this level (calls have no agency)
     out_of_scope: int | None = None
     out_of_scope_share: float | None = None
+    refused: int | None = None
     population: int | None = None
     per_100k: float | None = None
     live: bool = True
@@ -179,6 +181,7 @@ def _calls(row: Row, by_outcome: dict[str, int]) -> None:
     row.calls = sum(by_outcome.values())
     row.out_of_scope = by_outcome.get(OUT_OF_SCOPE, 0)
     row.out_of_scope_share = fg.share(row.out_of_scope, row.calls)
+    row.refused = by_outcome.get(REFUSED, 0)
 
 
 def _compare(row: Row, prev: Row | None) -> None:

@@ -146,7 +146,8 @@ def csv_rows(report) -> list[dict]:
         for r in items:
             row = {"month": report.month.key, "scope": scope, "code": r.key, "name_fa": r.name_fa,
                    "live": int(r.live), "calls": r.calls, "out_of_scope": r.out_of_scope,
-                   "out_of_scope_pct": r.out_of_scope_share, "complaints": r.complaints,
+                   "out_of_scope_pct": r.out_of_scope_share, "refused_over_limit": r.refused,
+                   "complaints": r.complaints,
                    "per_100k": r.per_100k, "population": r.population}
             row |= {f"indicator_{k}": v for k, v in r.by_indicator.items()}
             row |= {"acknowledged": r.acknowledged, "ack_median_min": r.ack_median, "ack_p90_min": r.ack_p90,

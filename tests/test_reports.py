@@ -122,6 +122,7 @@ def fill_month(s):
     m.calls("26", "out_of_scope", 1, tehran(2025, 10, 12, 9))
     m.calls("26", "complaint_filed", 1, tehran(2025, 10, 12, 9))
     m.calls(None, "abandoned", 1, tehran(2025, 10, 12, 9))
+    m.calls("21", "refused", 2, tehran(2025, 10, 13, 9))  # over a caller's limit: counted, stored nothing
     m.calls("28", "out_of_scope", 50, tehran(2025, 9, 23, 0, 0))  # 1 Mehr, 00:00 Tehran: counted
     m.calls("28", "out_of_scope", 9, tehran(2025, 9, 22, 23, 59))  # 31 Shahrivar: not counted
     s.commit()
@@ -171,7 +172,8 @@ def test_monthly_figures_match_the_hand_computed_month(month_db):
     assert (p["26"].calls, p["26"].out_of_scope_share) == (2, None)
     assert p["28"].per_100k == pytest.approx(8 / 1273761 * 1e5)
     assert p["21"].complaints == 5 and p["21"].live and "31" not in p  # Isfahan is not live
-    assert rep.total.calls == 63 and rep.calls_unknown_province == 1 and rep.total.complaints == 16
+    assert rep.total.calls == 65 and rep.total.refused == 2 and p["21"].refused == 2
+    assert rep.calls_unknown_province == 1 and rep.total.complaints == 16
     assert rep.holidays == [dt.date(2025, 10, 13)]
     [top, *_] = rep.hotspots
     assert (top.office_code, top.complaints, top.indicator_count, top.indicator_share) == ("280101", 8, 5, 62.5)
@@ -286,7 +288,8 @@ def test_monthly_html_pdf_csv_and_heat_maps_in_persian(month_db, tmp_path):
         io.StringIO((out / "monthly.csv").read_text(encoding="utf-8-sig")))}
     assert rows["agency", "101"]["sla_met_pct"] == "71.43" and rows["agency", "101"]["resolve_p90_min"] == "210.0"
     assert rows["agency", "102"]["sla_met_pct"] == "" and rows["agency", "103"]["complaints"] == "0"
-    assert rows["province", "28"]["out_of_scope_pct"] == "88.33" and rows["all", "all"]["calls"] == "63"
+    assert rows["province", "28"]["out_of_scope_pct"] == "88.33" and rows["all", "all"]["calls"] == "65"
+    assert rows["all", "all"]["refused_over_limit"] == "2" and "بیش از سقف تماس‌گیرنده: ۲" in html
     # the PDF: a real page rendered by poppler, with ink on it
     pdf = out / "monthly.pdf"
     assert pdf.read_bytes()[:5] == b"%PDF-"

@@ -30,6 +30,7 @@ COMMANDS = {
     "monitor": "monitor.commands:monitor",
     "web": "web.commands:web",
     "report": "reports.commands:report",
+    "retention": "retention.commands:retention",
 }
 
 

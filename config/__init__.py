@@ -89,6 +89,8 @@ ENV = {
     "FAVAD_ACK_TARGET_HOURS": "ack_target_hours",
     "FAVAD_REPORT_RECIPIENTS": "report_recipients",
     "FAVAD_REPORTS_DIR": "reports_dir",
+    "FAVAD_RETENTION_RECORDING_DAYS": "retention_recording_days",
+    "FAVAD_RETENTION_DEAD_DAYS": "retention_dead_days",
 }
 
 
@@ -175,6 +177,9 @@ class Settings:
     ack_target_hours: float = 1.0  # office hours from filing to a unit's acknowledgement
     report_recipients: str = ""  # YAML: each agency's minister's office and inspection manager; empty: the demo file
     reports_dir: str = ""  # empty: data_dir/reports
+    # retention (retention/): what is deleted when
+    retention_recording_days: int = 90  # a recording goes this long after its complaint is resolved
+    retention_dead_days: int = 30  # a dead report card's body goes this long after its last try
 
     @property
     def db_url(self) -> str:

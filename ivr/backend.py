@@ -53,6 +53,7 @@ DIRECTORY_TTL = 30.0  # seconds: a province switched on reaches new calls within
 WRITE_TIMEOUT = 10.0  # seconds a caller may wait for the database before the journal takes over
 ORIGINALS_MAX_AGE = 1200.0  # seconds: an undisguised recording older than any call is a leftover
 SWEEP_EVERY = 60.0
+RETENTION_EVERY = 3600.0  # seconds: what retention deletes is due by the day, not the minute
 
 
 def utcnow() -> dt.datetime:
@@ -97,6 +98,7 @@ class Backend:
         self._recordings_dir = str(settings.recordings_path)  # resolved once, not per call
         self._voice: ProcessPoolExecutor | None = None
         self._swept_at = 0.0
+        self._retained_at: float | None = None  # the first look is at the first housekeeping
         self._legacy: frozenset[str] | None = None
         self._ids: dict | None = None
         self._ids_at = 0.0
@@ -307,11 +309,28 @@ class Backend:
         return self._voice
 
     def housekeep(self) -> None:
-        """Off the call path, every few seconds: the caller counts at their random moment, and
-        originals a crash or a lost call left behind."""
+        """Off the call path, every few seconds: the caller counts at their random moment,
+        originals a crash or a lost call left behind, and once an hour what retention says is due."""
         self.ledger.flush_if_due()
         if time.monotonic() - self._swept_at > SWEEP_EVERY:
             self.sweep_recordings()
+        if self._retained_at is None or time.monotonic() - self._retained_at > RETENTION_EVERY:
+            self.retain()
+
+    def retain(self) -> None:
+        """Delete what retention says is due (retention/sweep.py); a failure waits for the next hour."""
+        from retention import sweep
+
+        self._retained_at = time.monotonic()
+        try:
+            now = utcnow()
+            with self.Session() as s:
+                done = sweep.apply(self.settings, s, sweep.plan(self.settings, s, now), now)
+            figures = {k: v for k, v in done.summary().items() if k != "recording_cases"}
+            if any(figures.values()):
+                log.info("retention deleted %s", figures)
+        except Exception:
+            log.exception("retention failed")
 
     def sweep_recordings(self) -> list[str]:
         """Delete undisguised recordings older than any call (a crash mid-call, a lost line)."""

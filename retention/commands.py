@@ -27,9 +27,12 @@ def run(ctx, dry_run, as_json):
     settings = load_settings(ctx)
     setup_logging(settings)
     now = dt.datetime.now(dt.timezone.utc)
-    with _session(ctx) as s:
-        due = sweep.plan(settings, s, now)
-        done = due if dry_run else sweep.apply(settings, s, due, now)
+    try:
+        with _session(ctx) as s:
+            due = sweep.plan(settings, s, now)
+            done = due if dry_run else sweep.apply(settings, s, due, now)
+    except OSError as e:  # the keys folder or the journal out of reach (permissions, a mount)
+        fail(f"cannot reach {e.filename or 'a file'}: {e.strerror}")
     summary = done.summary()
     if as_json:
         click.echo(json.dumps({"dry_run": dry_run, **summary}, ensure_ascii=False, indent=2))

@@ -329,6 +329,8 @@ class Backend:
             figures = {k: v for k, v in done.summary().items() if k != "recording_cases"}
             if any(figures.values()):
                 log.info("retention deleted %s", figures)
+        except DBAPIError as e:
+            log.warning("database unavailable (%s): retention waits for the next hour", type(e).__name__)
         except Exception:
             log.exception("retention failed")
 

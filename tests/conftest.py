@@ -71,6 +71,9 @@ def settings(db_url, tmp_path, sounds_dir) -> Settings:
     (tmp_path / "rec").mkdir()
     return Settings(data_dir=str(tmp_path / "var"), database_url=db_url, sounds_dir=sounds_dir,
                     recordings_dir=str(tmp_path / "rec"), caller_hash_key="test-hash-key",
+                    # the tests call from one number again and again; the limits have tests of their own
+                    limit_complaints_day=0, limit_complaints_month=0, limit_guesses_day=0,
+                    limit_guesses_month=0,
                     listen_port=0)
 
 
@@ -115,7 +118,9 @@ def favad_env(s: Settings, **extra) -> dict:
     """The environment a `favad` subprocess needs to run on the test's settings."""
     return {**os.environ, "FAVAD_DATABASE_URL": s.db_url, "FAVAD_DATA_DIR": s.data_dir,
             "FAVAD_SOUNDS_DIR": s.sounds_path, "FAVAD_RECORDINGS_DIR": str(s.recordings_path),
-            "FAVAD_CALLER_HASH_KEY": s.caller_hash_key, **extra}
+            "FAVAD_CALLER_HASH_KEY": s.caller_hash_key,
+            **{f"FAVAD_LIMIT_{k.upper()}": str(getattr(s, f"limit_{k}"))
+               for k in ("complaints_day", "complaints_month", "guesses_day", "guesses_month")}, **extra}
 
 
 @pytest.fixture(autouse=True)

@@ -1,0 +1,1 @@
+"""Tests against a real Asterisk 22 (marker pbx); see conftest.py."""

@@ -1,0 +1,87 @@
+"""Complaints filed through the generated dialplan on a real Asterisk 22 (the first wave's calls)."""
+from __future__ import annotations
+
+import json
+import re
+
+from .calls import CALLER, cdr_rows
+from .scenarios import FILED, LOAD_CALLS
+
+CLASSIC_HEADER = "agi_request: favad-agi"
+
+
+def new_complaints(wave) -> list[dict]:
+    seen = {c["case_number"] for c in wave.before}
+    return [c for c in wave.after if c["case_number"] not in seen]
+
+
+def test_every_filing_caller_hears_a_code_of_their_own_and_each_is_stored_once(wave):
+    codes = {name: wave.calls[name].spoken_code() for name in FILED}
+    assert all(re.fullmatch(r"\d{10}", code) for code in codes.values()), codes
+    assert len(set(codes.values())) == len(FILED)
+    assert len(new_complaints(wave)) == len(FILED)
+
+
+def test_fifty_concurrent_callers_all_file(wave):
+    load = [c for name, c in wave.calls.items() if name.startswith("load-")]
+    assert len(load) == LOAD_CALLS
+    assert all(c.commands[-1] == "HANGUP" for c in load)  # each IVR hung up itself after the goodbye
+    assert all("favad/goodbye" in c.played for c in load)
+
+
+def test_a_complaint_by_office_code(wave):
+    call = wave.calls["office"]
+    assert call.commands[:2] == ["ANSWER", 'SET VARIABLE CHANNEL(language) "fa"'], call.commands[:4]
+    assert 'GET DATA favad/enter-office-code 5000 8' in call.commands
+    assert [x.reply for x in call.exchanges if x.command.startswith("GET DATA favad/enter-office")] == \
+        ["200 result=280101"]
+    assert all(x.reply.startswith("200 ") for x in call.exchanges), call.exchanges
+    assert [c["office"] for c in new_complaints(wave)].count("280101") >= 1
+
+
+def test_a_complaint_by_agency_code(wave):
+    call = wave.calls["agency"]
+    assert "GET DATA favad/enter-agency-code 5000 4" in call.commands, call.played
+    (c,) = [c for c in new_complaints(wave) if c["indicator"] == "employee_absent"]
+    assert c["agency"] == "102" and c["office"] in (None, ""), c
+
+
+def test_a_voice_description_is_recorded_by_asterisk_and_kept(wave, pbx):
+    call = wave.calls["voice"]
+    (record,) = [x for x in call.exchanges if x.command.startswith("RECORD FILE")]
+    # the caller's voice (hello-world, 1.1 s), then '#'
+    assert re.fullmatch(r"200 result=35 \(dtmf\) endpos=\d+", record.reply), record.reply
+    assert int(record.reply.rsplit("=", 1)[1]) > 4000, record.reply
+    # the only recording left on disk (the wave's other recording caller hung up): kept under a
+    # random name of the project's, not the one Asterisk recorded to
+    files = list(pbx.recordings.iterdir())
+    assert len(files) == 1 and files[0].stat().st_size > 8000, files
+    assert CALLER not in files[0].name
+    (c,) = [c for c in new_complaints(wave) if c["has_recording"]]
+
+
+def test_classic_agi_runs_the_same_call(wave):
+    call = wave.calls["classic"]
+    assert CLASSIC_HEADER in call.headers, call.headers
+    assert call.commands[:2] == wave.calls["office"].commands[:2]
+
+
+def test_128_legs_leave_no_cdr_row_even_though_cdr_is_on(wave, pbx):
+    rows = cdr_rows(pbx)
+    ivr = {c.channel for name, c in wave.calls.items() if not name.startswith("plain-")}
+    # CDR works: the simulated phones' own legs (the other half of each Local pair) are there
+    assert any(r[1] == "09127654321" and r[3] == "caller-sim-seq" for r in rows), rows[:3]
+    leaked = [r for r in rows if set(r) & ivr or r[3].startswith(("favad-inbound", "favad-ivr"))]
+    assert not leaked, leaked
+
+
+def test_monitor_json_during_the_wave_shows_the_calls_and_no_caller(wave):
+    snap = wave.monitor
+    assert snap["ami"]["status"] == "ok", snap["ami"]
+    text = json.dumps(snap, ensure_ascii=False)
+    assert not re.search(r"09\d{9}|9\d{9}", text), "a caller number in the monitor's view"
+    assert "favad-operators" in text
+    ivr = snap["ami"]["ivr"]
+    assert ivr["calls"] >= 50 and len(ivr["list"]) == ivr["calls"], ivr["by_step"]
+    assert set(ivr["by_step"]) <= {"main", "office", "confirm_office", "indicator", "recording", "summary",
+                                   "filed"}, ivr["by_step"]

@@ -34,7 +34,9 @@ def table(rows: list[dict], columns: list[str]) -> None:
     if not rows:
         console.print("(nothing to show)")
         return
-    t = Table(*columns, show_lines=False)
+    t = Table(show_lines=False)
+    for c in columns:  # a reference someone reads out or types is never cut
+        t.add_column(c, no_wrap=c in ("case_number", "unit", "code"), min_width=9 if c == "case_number" else None)
     for r in rows:
         t.add_row(*("" if r.get(c) is None else str(r.get(c)) for c in columns))
     console.print(t)

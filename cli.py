@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import importlib
+import os
+import sys
 
 import click
 
@@ -35,6 +37,18 @@ COMMANDS = {
 
 
 class LazyGroup(click.Group):
+    def main(self, args=None, *rest, **kw):
+        """Refuse, before any command runs, an argument that is not UTF-8 (its bytes were
+        smuggled in as surrogates, which every later print would choke on)."""
+        for i, arg in enumerate(sys.argv[1:] if args is None else args, 1):
+            try:
+                arg.encode("utf-8")
+            except UnicodeEncodeError:
+                raw = os.fsencode(arg) if isinstance(arg, str) else arg
+                click.echo(f"favad: argument {i} is not UTF-8 text: {raw!r}", err=True)
+                sys.exit(2)
+        return super().main(args, *rest, **kw)
+
     def list_commands(self, ctx):
         return sorted(COMMANDS)
 

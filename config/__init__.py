@@ -12,6 +12,8 @@ import tomllib
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 
+from config import checks
+
 SECRET_FIELDS = {"caller_hash_key", "tracking_key", "smtp_password", "sms_api_key", "ami_secret"}
 SECRET_FIELDS |= {"link_keys"}  # the keys that sign the inspection units' links
 
@@ -91,6 +93,8 @@ ENV = {
     "FAVAD_REPORTS_DIR": "reports_dir",
     "FAVAD_RETENTION_RECORDING_DAYS": "retention_recording_days",
     "FAVAD_RETENTION_DEAD_DAYS": "retention_dead_days",
+    "FAVAD_STAFF": "staff",
+    "FAVAD_STAFF_OS_USERS": "staff_os_users",
 }
 
 
@@ -180,6 +184,9 @@ class Settings:
     # retention (retention/): what is deleted when
     retention_recording_days: int = 90  # a recording goes this long after its complaint is resolved
     retention_dead_days: int = 30  # a dead report card's body goes this long after its last try
+    # the centre's staff acting from the command line (accountability/commands.py)
+    staff: str = ""  # comma-separated names one may act as (`--as`); empty: the OS user's own name
+    staff_os_users: str = ""  # comma-separated OS users who may act; empty: whoever can run favad
 
     @property
     def db_url(self) -> str:
@@ -213,54 +220,70 @@ class Settings:
             value = getattr(self, f.name)
             if f.name in SECRET_FIELDS and value:
                 value = "********"
-            if f.name == "database_url" and value and "@" in value:
-                value = _mask_url_password(value)
+            elif isinstance(value, str):
+                value = checks.mask_text(value)  # a password in any URL, its query string included
             out[f.name] = list(value) if isinstance(value, tuple) else value
         return out
 
 
-def _mask_url_password(url: str) -> str:
-    scheme, _, rest = url.partition("://")
-    creds, _, host = rest.rpartition("@")
-    user = creds.split(":", 1)[0]
-    return f"{scheme}://{user}:********@{host}" if ":" in creds else url
-
-
-def _coerce(name: str, raw):
-    kind = {f.name: f.type for f in fields(Settings)}[name]
-    try:
-        if kind == "int":
-            return int(raw)
-        if kind == "float":
-            return float(raw)
-    except (TypeError, ValueError):
-        raise ConfigError(f"{name} must be a number, got {raw!r}") from None
-    return str(raw)
-
-
 def load(path: str | None = None, environ: dict | None = None) -> Settings:
-    """Build Settings from defaults, the TOML file and the environment."""
+    """Build Settings from defaults, the TOML file and the environment; every problem found is
+    one line of the ConfigError."""
     environ = os.environ if environ is None else environ
     values: dict = {}
     warnings: list[str] = []
+    bad: list[str] = []
+    kinds = checks.types(Settings)
     path = path or environ.get("FAVAD_CONFIG") or ("favad.toml" if Path("favad.toml").exists() else "")
     if path:
         p = Path(path)
         try:
-            data = tomllib.loads(p.read_text(encoding="utf-8"))
+            data = tomllib.loads(p.read_bytes().decode("utf-8"))
         except FileNotFoundError:
             raise ConfigError(f"configuration file not found: {path}") from None
+        except UnicodeDecodeError as e:
+            raise ConfigError(f"configuration file {path} is not UTF-8 text (byte {e.start})") from None
+        except OSError as e:
+            raise ConfigError(f"configuration file {path} cannot be read: {e.strerror}") from None
         except tomllib.TOMLDecodeError as e:
             raise ConfigError(f"configuration file {path} is not valid TOML: {e}") from None
-        known = {f.name for f in fields(Settings)} - {"config_file", "warnings"}
+        known = set(kinds) - {"config_file", "warnings"}
         for key, value in data.items():
             if key not in known:
-                raise ConfigError(f"unknown setting {key!r} in {path}")
-            values[key] = _coerce(key, value)
-        if p.stat().st_mode & (stat.S_IRGRP | stat.S_IROTH) and SECRET_FIELDS & data.keys():
+                bad.append(f"unknown setting {key!r} in {path}")
+                continue
+            values[key], problem = checks.coerce(kinds[key], key, value)
+            bad += [problem] if problem else []
+        if p.stat().st_mode & (stat.S_IRGRP | stat.S_IROTH) and _secrets_in(data):
             warnings.append(f"{path} holds secrets and is readable by other users: chmod 600 {path}")
         values["config_file"] = str(p)
+    from_env = {}
     for var, name in ENV.items():
         if environ.get(var, "") != "":
-            values[name] = _coerce(name, environ[var])
-    return replace(Settings(), **values, warnings=tuple(warnings))
+            from_env[name] = var
+            values[name], problem = checks.coerce(kinds[name], f"{name} ({var})", environ[var])
+            bad += [problem] if problem else []
+    # the values of the right type are checked for range too: every problem is said at once
+    settings = replace(Settings(), **{k: v for k, v in values.items() if v is not None})
+    bad += checks.problems(settings, from_env)
+    if bad:
+        raise ConfigError("\n".join(bad))
+    warnings += _open_keys(settings)
+    return replace(settings, warnings=tuple(warnings))
+
+
+def _secrets_in(data: dict) -> bool:
+    """A secret setting, or a URL with a password or a secret in its query string."""
+    return any((k in SECRET_FIELDS and v) or (isinstance(v, str) and "://" in v and checks.url_has_secret(v))
+               for k, v in data.items())
+
+
+def _open_keys(settings: Settings) -> list[str]:
+    """The keys folder (caller and tracking keys) must be this user's alone."""
+    try:
+        mode = settings.keys_path.stat().st_mode
+    except OSError:
+        return []  # not made yet (it is made 0700) or out of reach: the keyring says so when used
+    if mode & (stat.S_IRWXG | stat.S_IRWXO):
+        return [f"the keys folder {settings.keys_path} is open to other users: chmod 700 {settings.keys_path}"]
+    return []

@@ -11,8 +11,9 @@ from ivr.redact import RedactNumbers
 
 
 def fail(message: str, code: int = 1):
-    """Print a clear message and exit with ``code``; never a traceback."""
-    click.echo(f"favad: {message}", err=True)
+    """Print a clear message (each of its lines prefixed) and exit with ``code``; never a traceback."""
+    for line in message.splitlines() or [""]:
+        click.echo(f"favad: {line}", err=True)
     sys.exit(code)
 
 

@@ -20,11 +20,21 @@ RENDER_EVERY = 0.5  # seconds: events show up between two full refreshes
 
 
 async def _refresh_ami(ami, state, queue: str) -> None:
+    """The calls, then the queues: a queue list that fails (no app_queue, a slow answer) costs
+    the queue section only. A lost connection costs the whole Asterisk half."""
+    from ami import AmiError, AmiUnavailable
+
     only = {"Queue": queue} if queue else {}
-    channels = await ami.list_action({"Action": "CoreShowChannels"})
-    status = await ami.list_action({"Action": "QueueStatus", **only})
-    summary = await ami.list_action({"Action": "QueueSummary", **only})
-    state.load(channels, status, summary, time.time())
+    state.load_calls(await ami.list_action({"Action": "CoreShowChannels"}), time.time())
+    try:
+        status = await ami.list_action({"Action": "QueueStatus", **only})
+        summary = await ami.list_action({"Action": "QueueSummary", **only})
+    except AmiUnavailable:
+        raise
+    except AmiError as e:
+        state.queues_failed(str(e))
+    else:
+        state.load_queues(status, summary, time.time())
 
 
 def _ami_part(ami, state, error: str | None) -> dict:

@@ -61,12 +61,18 @@ class LiveState:
         self.queue_filter = queue.lower()
         self.calls: dict[str, Call] = {}
         self.queues: dict[str, Queue] = {}
+        # the queue section stands alone: "ok", "no_module" (app_queue not loaded) or "unavailable"
+        self.queues_status, self.queues_error = "ok", None
 
     def _wanted(self, name: str) -> bool:
         return not self.queue_filter or name.lower() == self.queue_filter
 
     # ---- whole lists (CoreShowChannels, QueueStatus, QueueSummary) -----------------------
     def load(self, channels: list, status: list, summary: list, now: float) -> None:
+        self.load_calls(channels, now)
+        self.load_queues(status, summary, now)
+
+    def load_calls(self, channels: list, now: float) -> None:
         calls = {}
         for e in channels:
             if not e.get("Context", "").startswith(PREFIX):
@@ -75,6 +81,8 @@ class LiveState:
             calls[e["Channel"]] = Call(now - _seconds(e.get("Duration", "")), v.get("FAVAD_STEP", ""),
                                        v.get("FAVAD_PROVINCE", ""), e.get("Application", ""))
         self.calls = calls
+
+    def load_queues(self, status: list, summary: list, now: float) -> None:
         queues: dict[str, Queue] = {}
         for e in status:
             name = e.get("Queue", "")
@@ -93,6 +101,13 @@ class LiveState:
             q.agents_logged_in, q.agents_free = _int(e, "LoggedIn"), _int(e, "Available")
             q.waiting, q.longest_wait_s = _int(e, "Callers"), _int(e, "LongestHoldTime")
         self.queues = queues
+        self.queues_status, self.queues_error = "ok", None
+
+    def queues_failed(self, error: str) -> None:
+        """The queue lists could not be read; the calls already read stay."""
+        absent = "Invalid/unknown command" in error  # manager.c, when app_queue is not loaded
+        self.queues.clear()
+        self.queues_status, self.queues_error = ("no_module" if absent else "unavailable"), error
 
     def clear(self) -> None:
         self.calls.clear()
@@ -149,4 +164,5 @@ class LiveState:
         return {"ivr": {"calls": len(ivr), "by_step": by_step,
                         "list": [{"step": c.step or "start", "province": c.province or None,
                                   "seconds": int(now - c.since)} for c in ivr]},
-                "queues": queues}
+                "queues": queues, "queues_status": self.queues_status, "queues_error": self.queues_error,
+                "operator_queue": self.queue_filter or None}

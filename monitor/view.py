@@ -51,6 +51,19 @@ def _ami(ami: dict) -> list:
     steps = ", ".join(f"{k} {v}" for k, v in sorted(ivr["by_step"].items())) or "none"
     calls = _table(f"In the IVR: {ivr['calls']} call(s) ({steps})", ["step", "province", "for"],
                    [[c["step"], c["province"], _duration(c["seconds"])] for c in ivr["list"][:20]])
+    return [calls, *_queues(ami)]
+
+
+def _queues(ami: dict) -> list:
+    """The queue section, on its own: absent without app_queue unless a queue is configured."""
+    status = ami.get("queues_status", "ok")
+    if status == "no_module":
+        if not ami.get("operator_queue"):
+            return []
+        return [Text(f"Operator queue {ami['operator_queue']}: Asterisk has no queue module (app_queue "
+                     f"is not loaded); callers who press 0 cannot reach an operator", style="bold red")]
+    if status != "ok":
+        return [Text(f"Operator queue: unavailable: {ami['queues_error']}", style="bold red")]
     queues = _table("Operator queue", ["queue", "waiting", "longest wait", "agents logged in",
                                        "agents free", "abandoned*", "answered*"],
                     [[q["queue"], q["waiting"], _duration(q["longest_wait_s"]), q["agents_logged_in"],
@@ -58,7 +71,7 @@ def _ami(ami: dict) -> list:
                     empty="no queue")
     note = Text("* since the queue statistics were last reset (`queue reset stats`, run at midnight)",
                 style="dim")
-    return [calls, queues, note]
+    return [queues, note]
 
 
 def _database(db: dict) -> list:

@@ -35,6 +35,8 @@ STATE_DESC = {0: "Down", 1: "Rsrvd", 2: "OffHook", 3: "Dialing", 4: "Ring", 5: "
 DEVICE_NOT_INUSE, DEVICE_INUSE, DEVICE_UNAVAILABLE = 1, 2, 5
 _ids = itertools.count(1)
 _START = time.time()
+# actions a module registers (manager.c knows them only while it is loaded)
+PROVIDED_BY = {"queuestatus": "app_queue", "queuesummary": "app_queue"}
 # loaded on an ordinary Asterisk 22 install, in part: all the 128 dialplan and IVR use, and
 # some neighbours
 STOCK_MODULES = frozenset({
@@ -215,6 +217,8 @@ class AmiPeer:
                    "coreshowchannels": self._core_show_channels, "queuestatus": self._queue_status,
                    "queuesummary": self._queue_summary, "command": self._command,
                    "modulecheck": self._module_check}.get(low)
+        if PROVIDED_BY.get(low, "") not in {m.lower() for m in self.modules} | {""}:
+            handler = None  # the module that registers the action is not loaded
         if handler is None:
             await self._write(writer, _response(aid, "Error", (
                 "Message", f"Invalid/unknown command: {name}. Use Action: ListCommands to show "

@@ -49,6 +49,19 @@ def utcnow() -> dt.datetime:
     return dt.datetime.now(dt.timezone.utc)
 
 
+def _origin(url: str) -> str:
+    """scheme://host[:port] as a browser sends it in Origin: lower case, no default port."""
+    try:
+        parts = urlsplit(url.strip())
+        port = parts.port
+    except ValueError:
+        return ""
+    default = {"http": 80, "https": 443}.get(parts.scheme)
+    host = parts.hostname or ""
+    host = f"[{host}]" if ":" in host else host
+    return f"{parts.scheme}://{host}" + (f":{port}" if port and port != default else "")
+
+
 def _env() -> jinja2.Environment:
     env = jinja2.Environment(loader=jinja2.FileSystemLoader(HERE / "templates"),
                              autoescape=True, undefined=jinja2.StrictUndefined)
@@ -66,6 +79,7 @@ class UnitsPage:
         self.Session = make_sessionmaker(self.engine)
         self.calendar = office_calendar.load(settings.office_calendar or None)
         self.clock = clock
+        self.origin = _origin(links.base_url(settings))
         self.env = _env()
         self.urls = Map([Rule("/u/<token>", endpoint="complaint", methods=["GET", "POST"]),
                          Rule("/healthz", endpoint="health", methods=["GET"])])
@@ -133,14 +147,14 @@ class UnitsPage:
         return Response(html, status=409 if error else 200, content_type="text/html; charset=utf-8")
 
     def _same_site(self, request: Request) -> bool:
-        """A form posted from the page itself: not from another site, framed or scripted."""
+        """A form posted from the page itself: not from another site, framed or scripted. The
+        page's origin is configuration (public_url): the request's Host is the sender's to choose."""
         if request.headers.get("Sec-Fetch-Site", "same-origin") not in ("same-origin", "none"):
             return False
         origin = request.headers.get("Origin")
         if not origin or origin == "null":  # no-referrer pages post with Origin: null
             return True
-        public = urlsplit(links.base_url(self.settings))
-        return origin.rstrip("/") in (f"{public.scheme}://{public.netloc}", request.host_url.rstrip("/"))
+        return _origin(origin) == self.origin
 
     def _act(self, s, c: Complaint, unit: InspectionUnit, form, now: dt.datetime) -> str:
         who = actions.Actor.unit(unit)
@@ -186,6 +200,7 @@ class UnitsPage:
 
     @staticmethod
     def _actor(label: str, names: dict[str, str]) -> str:
+        label = label.split(",", 1)[0]  # "unit hq-101, staff zahra (os favad)": the unit, for its page
         if label in names:
             return names[label]
         kind = label.split(" ", 1)[0]

@@ -12,20 +12,31 @@ from web.app import UnitsPage
 
 log = logging.getLogger(__name__)
 
+# A public page: anyone can open connections and send nothing. Waitress's defaults (100
+# connections, 120 s before an idle one is closed) let 100 silent sockets take it offline.
+PUBLIC = {
+    "connection_limit": 1000,  # sockets held at once; more wait in the listen backlog
+    "channel_timeout": 15,  # seconds a connection may stay silent (a slow sender included)
+    "cleanup_interval": 2,  # how often silent connections are looked for
+    "max_request_header_size": 16 * 1024,
+    "max_request_body_size": 64 * 1024,  # the forms are small (the app checks again)
+    "asyncore_use_poll": True,  # select() breaks past fd 1024, which `favad serve` can reach
+}
+
 
 class WebServer:
     """A waitress server bound at construction (so a busy port fails at once), run in a
     thread, stopped with ``stop``."""
 
     def __init__(self, settings: Settings, host: str | None = None, port: int | None = None,
-                 app=None, threads: int = 4):
+                 app=None, threads: int = 4, **adjust):
         self.app = app or UnitsPage(settings)
         # no access log: the path holds the unit's token; waitress logs only its own errors.
         # asyncore_loop_timeout is whole seconds (waitress int()s it: 0.2 was a busy loop)
         self.server = create_server(self.app, host=host or settings.web_host,
                                     port=settings.web_port if port is None else port,
                                     threads=threads, ident="favad", asyncore_loop_timeout=1,
-                                    clear_untrusted_proxy_headers=True)
+                                    clear_untrusted_proxy_headers=True, **{**PUBLIC, **adjust})
         self.host, self.port = self.server.getsockname()[:2]
         self.thread = threading.Thread(target=self.server.run, name="web", daemon=True)
 

@@ -14,6 +14,7 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from accountability.models import UnitAction
+from config.checks import NAME
 from db.models import Complaint, ComplaintEvent
 from dispatch import hours as wh
 from dispatch.models import ComplaintRoute, InspectionUnit, OutboxMessage
@@ -35,16 +36,23 @@ class ActionError(Exception):
 class Actor:
     """Who acts: a unit, or the centre's staff. Never a citizen."""
 
-    label: str  # "unit hq-101" | "staff <login>"
+    label: str  # "unit hq-101" | "staff zahra (os favad)" | "unit hq-101, staff zahra (os favad)"
     unit_id: int | None = None
 
     @classmethod
-    def unit(cls, unit: InspectionUnit) -> "Actor":
-        return cls(f"unit {unit.code}", unit.id)
+    def unit(cls, unit: InspectionUnit, by: "Actor | None" = None) -> "Actor":
+        """A unit on its page; or, ``by`` a member of staff, for it from the command line."""
+        return cls((f"unit {unit.code}" + (f", {by.label}" if by else ""))[:80], unit.id)  # the column's size
 
     @classmethod
-    def staff(cls, name: str) -> "Actor":
-        return cls(f"staff {name}"[:80])
+    def staff(cls, name: str, os_user: str | None = None) -> "Actor":
+        """A member of the centre's staff, and the OS account they act from (the OS's word,
+        not theirs). Both are user names (``config.checks.NAME``), or ValueError."""
+        os_user = name if os_user is None else os_user
+        for value in (name, os_user):
+            if not NAME.fullmatch(value):
+                raise ValueError(f"{value!r} is not a user name (letters, digits, . _ -; at most 32)")
+        return cls(f"staff {name} (os {os_user})")
 
 
 def find(s: Session, case_number: str) -> Complaint:

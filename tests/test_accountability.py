@@ -11,6 +11,7 @@ from sqlalchemy import func, select
 from accountability import actions
 from accountability.calendar import CalendarError, load, parse
 from accountability.figures import MET, MISSED, PENDING, clocks, p90, share, timeline
+from accountability.commands import os_user
 from accountability.models import UnitAction
 from db.engine import make_engine, make_sessionmaker
 from db.models import Complaint, ComplaintEvent
@@ -247,4 +248,68 @@ def test_complaints_ack_resolve_reassign_from_the_cli(office, monkeypatch):
     with Session() as s:
         actors = s.scalars(select(ComplaintEvent.actor).where(ComplaintEvent.complaint_id == c.id)
                            .order_by(ComplaintEvent.id)).all()
-    assert actors[0] == "ivr" and actors[1] == "unit p28-101" and all(a.startswith("staff ") for a in actors[2:])
+    me = os_user()
+    assert actors == ["ivr", f"unit p28-101, staff {me} (os {me})", f"staff {me} (os {me})",
+                      f"staff {me} (os {me})"]
+
+
+# ---- who may act from the command line (issue 12, item 8) -------------------------------------
+def test_the_staff_actor_is_the_os_user_not_the_user_environment_variable(office):
+    from cli import main
+
+    settings, Session = office
+    c = _file(Session, dt.datetime.now(dt.timezone.utc))
+    env = {"FAVAD_DATABASE_URL": settings.db_url, "FAVAD_DATA_DIR": settings.data_dir,
+           "USER": "evil\ninjected", "LOGNAME": "evil\ninjected", "USERNAME": "evil"}
+    r = CliRunner().invoke(main, ["complaints", "ack", c.case_number], env=env)
+    assert r.exit_code == 0, r.output
+    with Session() as s:
+        [actor] = s.scalars(select(ComplaintEvent.actor).where(ComplaintEvent.complaint_id == c.id,
+                                                              ComplaintEvent.kind == "acknowledged")).all()
+    me = os_user()
+    assert actor == f"staff {me} (os {me})" and "\n" not in actor and "evil" not in actor
+
+
+def test_staff_names_and_os_users_come_from_the_configuration(office):
+    from cli import main
+
+    settings, Session = office
+    c = _file(Session, dt.datetime.now(dt.timezone.utc))
+    me = os_user()
+    base = {"FAVAD_DATABASE_URL": settings.db_url, "FAVAD_DATA_DIR": settings.data_dir}
+    run = CliRunner(mix_stderr=False).invoke
+    # an OS user not on the list acts in no way, for no unit, and makes no link
+    env = {**base, "FAVAD_STAFF_OS_USERS": "someone-else, other"}
+    for args in (["complaints", "ack", c.case_number], ["complaints", "ack", c.case_number, "--unit", "p28-101"],
+                 ["web", "link", c.case_number, "--unit", "p28-101"]):
+        r = run(main, args, env=env)
+        assert r.exit_code == 1 and f"OS user {me!r} may not act" in r.stderr, r.stderr
+    # a staff list: --as names one of it; anything else (a forged name, two lines) is refused
+    env = {**base, "FAVAD_STAFF_OS_USERS": f"other, {me}", "FAVAD_STAFF": "zahra.ahmadi, ali_k"}
+    for name in ("mallory", "evil\ninjected", "zahra.ahmadi (os root)"):
+        r = run(main, ["complaints", "ack", c.case_number, "--as", name], env=env)
+        assert r.exit_code == 1 and "must be one of the staff names" in r.stderr, r.stderr
+    r = run(main, ["complaints", "ack", c.case_number], env=env)
+    assert r.exit_code == 1 and "use --as" in r.stderr
+    r = run(main, ["complaints", "ack", c.case_number, "--as", "zahra.ahmadi"], env=env)
+    assert r.exit_code == 0, r.stderr
+    # without a staff list, --as is refused: nobody names themselves
+    r = run(main, ["complaints", "resolve", c.case_number, "--outcome", "commendation", "--as", "zahra"],
+            env=base)
+    assert r.exit_code == 1 and "--as needs the staff setting" in r.stderr
+    # a bad list is a configuration error, like any other
+    r = run(main, ["complaints", "ack", c.case_number], env={**base, "FAVAD_STAFF": "ok, bad name"})
+    assert r.exit_code == 2 and "'bad name' is not a user name" in r.stderr
+    with Session() as s:
+        actors = s.scalars(select(ComplaintEvent.actor).where(ComplaintEvent.complaint_id == c.id)
+                           .order_by(ComplaintEvent.id)).all()
+    assert actors == ["ivr", f"staff zahra.ahmadi (os {me})"]
+
+
+def test_a_staff_actor_holds_user_names_only():
+    assert actions.Actor.staff("zahra", "favad").label == "staff zahra (os favad)"
+    for name, user in (("evil\ninjected", "favad"), ("zahra", "root\n"), ("", "favad"), ("a" * 33, "favad"),
+                       ("zahra (os root)", "favad")):
+        with pytest.raises(ValueError):
+            actions.Actor.staff(name, user)
+

@@ -144,15 +144,57 @@ def test_without_asterisk_the_database_half_is_still_shown(migrated):
 def test_a_slow_asterisk_is_shown_as_unavailable_not_waited_for(migrated):
     peer = AmiPeer()
     populate(peer)
-    peer.delays["queuestatus"] = 3
+    peer.delays["coreshowchannels"] = 3
     with PeerThread(peer) as port:
         env = env_for(migrated, FAVAD_AMI_PORT=str(port), FAVAD_AMI_TIMEOUT="0.3")
         started = time.monotonic()
         result = CliRunner(mix_stderr=False).invoke(main, ["monitor", "--once", "--json"], env=env)
         assert time.monotonic() - started < 2.5
     snap = json.loads(result.stdout)
-    assert snap["ami"]["status"] == "unavailable" and "QueueStatus" in snap["ami"]["error"]
+    assert snap["ami"]["status"] == "unavailable" and "CoreShowChannels" in snap["ami"]["error"]
     assert snap["database"]["status"] == "ok"
+
+
+def test_a_slow_queue_list_costs_the_queue_section_only(migrated):
+    peer = AmiPeer()
+    populate(peer)
+    peer.delays["queuestatus"] = 3
+    with PeerThread(peer) as port:
+        env = env_for(migrated, FAVAD_AMI_PORT=str(port), FAVAD_AMI_TIMEOUT="0.3")
+        started = time.monotonic()
+        as_json = CliRunner(mix_stderr=False).invoke(main, ["monitor", "--once", "--json"], env=env)
+        as_text = CliRunner(mix_stderr=False).invoke(main, ["monitor", "--once"], env={**env, "COLUMNS": "160"})
+        assert time.monotonic() - started < 5
+    ami = json.loads(as_json.stdout)["ami"]
+    assert ami["status"] == "ok" and ami["ivr"]["calls"] == 2
+    assert ami["queues_status"] == "unavailable" and "QueueStatus" in ami["queues_error"]
+    assert "In the IVR: 2 call(s)" in as_text.stdout and "Operator queue: unavailable" in as_text.stdout
+
+
+@pytest.mark.parametrize("queue", ["", "favad-operators"])
+def test_without_app_queue_the_calls_are_still_shown(migrated, queue):
+    """Asterisk 22 without app_queue answers QueueStatus "Invalid/unknown command"."""
+    from pbxsim.ami import STOCK_MODULES
+
+    peer = AmiPeer(modules=STOCK_MODULES - {"app_queue"})
+    populate(peer)
+    peer.queues.clear()
+    peer.channels = [ch for ch in peer.channels if ch.application != "Queue"]  # there is no Queue()
+    with PeerThread(peer) as port:
+        env = env_for(migrated, FAVAD_AMI_PORT=str(port), FAVAD_OPERATOR_QUEUE=queue)
+        as_json = CliRunner(mix_stderr=False).invoke(main, ["monitor", "--once", "--json"], env=env)
+        as_text = CliRunner(mix_stderr=False).invoke(main, ["monitor", "--once"], env={**env, "COLUMNS": "160"})
+    assert as_json.exit_code == 0 and as_text.exit_code == 0, as_json.stderr + as_text.stderr
+    ami = json.loads(as_json.stdout)["ami"]
+    assert ami["status"] == "ok" and ami["queues_status"] == "no_module" and ami["queues"] == []
+    assert ami["ivr"]["calls"] == 2 and ami["ivr"]["by_step"] == {"office": 1, "recording": 1}
+    text = as_text.stdout
+    assert "In the IVR: 2 call(s)" in text and "unavailable" not in text
+    if queue:  # configured, but it cannot work: say so
+        assert "no queue module" in text
+    else:  # nothing configured: no queue section at all
+        assert "Operator queue" not in text and "no queue module" not in text
+    assert_anonymous(as_json.stdout, text)
 
 
 @pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)  # about AMI, not the database

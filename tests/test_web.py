@@ -344,3 +344,85 @@ def test_the_server_answers_on_loopback_and_stops_cleanly(desk):
     assert not server.thread.is_alive()
     with pytest.raises(OSError):
         urllib.request.urlopen(f"http://127.0.0.1:{server.port}/healthz", timeout=2)
+
+
+# ---- a public page under attack (issue 12, item 5) -------------------------------------------
+@SQLITE_ONLY
+def test_150_silent_connections_do_not_take_the_page_offline(desk):
+    import socket
+    import time
+    import urllib.request
+
+    from web.server import WebServer
+
+    server = WebServer(desk.settings, host="127.0.0.1", port=0, channel_timeout=3, cleanup_interval=1).start()
+    idle = []
+    try:
+        for _ in range(150):
+            idle.append(socket.create_connection(("127.0.0.1", server.port), timeout=5))
+        time.sleep(0.5)  # all of them accepted and held
+        started = time.monotonic()
+        with urllib.request.urlopen(f"http://127.0.0.1:{server.port}/healthz", timeout=5) as r:
+            assert r.read() == b"ok\n"
+        assert time.monotonic() - started < 2
+        # and silence is not kept for long: the server closes them (EOF) after channel_timeout
+        deadline = time.monotonic() + 10
+        closed = 0
+        for s in idle:
+            s.settimeout(max(0.1, deadline - time.monotonic()))
+            try:
+                closed += s.recv(1) == b""
+            except (TimeoutError, ConnectionResetError):
+                pass
+        assert closed == len(idle)
+    finally:
+        for s in idle:
+            s.close()
+        server.stop()
+
+
+@SQLITE_ONLY
+def test_the_public_page_limits_are_set_not_waitresss_defaults(desk):
+    from web.server import WebServer
+
+    server = WebServer(desk.settings, host="127.0.0.1", port=0)
+    try:
+        adj = server.server.adj
+        assert adj.connection_limit >= 1000 and adj.channel_timeout <= 30 and adj.asyncore_use_poll
+        assert adj.max_request_body_size <= 64 * 1024 and adj.max_request_header_size <= 16 * 1024
+    finally:
+        server.stop()
+
+
+@SQLITE_ONLY
+def test_a_forged_host_does_not_pass_the_origin_check(desk):
+    c, unit_id = desk.file()
+    settings = dataclasses.replace(desk.settings, public_url="https://128.example.ir")
+    client, path = Client(UnitsPage(settings, desk.engine)), desk.path(c.id, unit_id)
+    csrf = _csrf(client.get(path).text)
+    # the attacker's page at evil.example posts to the page with Host: evil.example (a DNS
+    # rebinding, a proxy that passes Host through): the origin matches the Host, not public_url
+    for origin, host in (("http://evil.example", "evil.example"), ("https://evil.example", "evil.example"),
+                         ("http://localhost", "localhost")):
+        r = client.post(path, data={"csrf": csrf, "action": "ack"}, headers={"Origin": origin, "Host": host})
+        assert r.status_code == 403 and 'data-code="forbidden"' in r.text
+    assert desk.complaint(c.id).status == "received"
+    # the configured origin passes, its default port written or not
+    r = client.post(path, data={"csrf": csrf, "action": "ack"}, headers={"Origin": "https://128.Example.ir:443"})
+    assert r.status_code == 303 and desk.complaint(c.id).status == "under_review"
+
+
+@SQLITE_ONLY
+def test_a_large_body_is_refused_before_it_is_read(desk):
+    import socket
+
+    from web.server import WebServer
+
+    server = WebServer(desk.settings, host="127.0.0.1", port=0).start()
+    try:
+        with socket.create_connection(("127.0.0.1", server.port), timeout=5) as s:
+            s.sendall(b"POST /u/x HTTP/1.1\r\nHost: a\r\nContent-Length: 10000000\r\n\r\n" + b"a" * 1000)
+            head = s.recv(200)
+        assert head.startswith(b"HTTP/1.1 413")
+    finally:
+        server.stop()

@@ -58,10 +58,14 @@ def _base(settings) -> str:
 def web_link(ctx, code, unit_code):
     """Print a fresh link for a unit to a complaint (when its link expired, say)."""
     from accountability.actions import ActionError, find, responsible_units
+    from accountability.commands import may_act
     from dispatch.models import InspectionUnit
     from web.links import url
 
     settings = load_settings(ctx)
+    refused = may_act(settings)  # a link acts for its unit: only staff may make one
+    if refused:
+        fail(refused)
     with _session(ctx) as s:
         try:
             c = find(s, code)

@@ -2,21 +2,32 @@
 
 pyst2's ``AGI()`` writes the whole AGI environment, caller ID included, to stderr, which
 Asterisk copies into its log: it is given a sink that drops everything. Its reply parsing
-raises on every ``-1`` (a missing sound file looks like a hangup), so replies are read with
-the project's own parser; pyst2 reads the environment and sends the commands.
+raises on every ``-1`` (a missing sound file looks like a hangup), so replies go to the
+session's own reader; pyst2 reads the environment and sends the commands.
 On hangup Asterisk sends SIGHUP to a classic AGI process (no ``HANGUP`` line).
+
+A daemonised Asterisk drops the script's stderr, so whatever goes wrong is told to Asterisk
+itself with ``VERBOSE`` (its console and log show it), never as a traceback; a script that
+cannot take the call also sets ``FAVAD_NEXT=unavailable`` and exits 1 (``AGISTATUS=FAILURE``).
 """
 from __future__ import annotations
 
+import io
+import logging
 import signal
 import sys
+from typing import Callable
 
 from asterisk.agi import AGI
 
 from config.files import keep_private
-from ivr import protocol as p
-from ivr.backend import Backend
-from ivr.session import Close, Effect
+from ivr.session import Close, Command, Conversation, Effect, Unavailable
+
+log = logging.getLogger(__name__)
+
+
+class CannotStart(Exception):
+    """Why this process cannot take the call, in one line for Asterisk's log."""
 
 
 class _Sink:
@@ -29,35 +40,69 @@ class _Sink:
         pass
 
 
-def run(backend: Backend, stdin=None, stdout=None) -> int:
+class _NoTraceback(logging.Filter):
+    """Log lines keep the exception's name and lose its traceback (it would reach stderr)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.exc_info:
+            record.msg = f"{record.msg} ({record.exc_info[0].__name__})"
+            record.exc_info = record.exc_text = None
+        return True
+
+
+def run(open_backend: Callable[[], object], stdin=None, stdout=None) -> int:
+    """One call: the environment is read first, so that even a backend that cannot open
+    (configuration, permissions, database) is reported to Asterisk."""
     keep_private()  # also when reached without the CLI: the journal's folder is favad's alone
-    agi = AGI(stdin=stdin or sys.stdin, stdout=stdout or sys.stdout, stderr=_Sink())
-    session, ctx = backend.open_call(agi.env)  # clears agi.env: the number goes no further
+    if stdin is None:  # a caller name that is not UTF-8 must not stop the call
+        stdin = io.TextIOWrapper(sys.stdin.buffer, encoding="utf-8", errors="replace")
+    agi = AGI(stdin=stdin, stdout=stdout or sys.stdout, stderr=_Sink())
+    try:
+        backend = open_backend()
+    except CannotStart as e:
+        return _unavailable(agi, f"favad-agi cannot take the call: {e}")
+    except Exception as e:
+        return _unavailable(agi, f"favad-agi cannot take the call ({type(e).__name__})")
+    for handler in logging.getLogger().handlers:
+        handler.addFilter(_NoTraceback())
+    try:
+        session, ctx = backend.open_call(agi.env)  # clears agi.env: the number goes no further
+    except Exception as e:
+        backend.close()
+        return _unavailable(agi, f"favad-agi cannot start the call ({type(e).__name__})")
     signal.signal(signal.SIGHUP, lambda *_: session.note_hangup())
-    replies = p.ReplyReader()
-    out = session.start()
-    while not isinstance(out, Close):
-        if isinstance(out, Effect):
-            out = session.on_effect(backend.perform(out.action, ctx))
-            continue
-        try:
-            agi.send_command(out.line)
-        except BrokenPipeError:
-            out = session.on_connection_lost()
-            continue
-        reply = _read_reply(agi.stdin, replies, session)
-        out = session.on_connection_lost() if reply is None else session.on_reply(reply)
+    converse(agi, session, lambda action: backend.perform(action, ctx))
     backend.close()  # the call record is written before the process ends
+    if session.failure and not session.hungup:
+        converse(agi, Unavailable(f"favad-agi: the call ended on an error: {session.failure}"))
     # no journal replay here: Asterisk waits for this process; `favad serve` or a cron'd
     # `favad journal replay` catches up after an outage
     return 0
 
 
-def _read_reply(stdin, replies: p.ReplyReader, session) -> p.Reply | None:
-    """As the FastAGI driver's, on a pipe: the reply, or None on EOF."""
-    while (reply := replies.next_reply(session.note_hangup)) is None:
-        line = stdin.readline()
-        if not line:
-            return None
-        replies.feed(line.encode() if isinstance(line, str) else line)
-    return reply
+def _unavailable(agi: AGI, reason: str) -> int:
+    converse(agi, Unavailable(reason))
+    return 1
+
+
+def converse(agi: AGI, conv: Conversation, perform=None) -> None:
+    """Drive a conversation on the pipes until it closes."""
+    out = conv.start()
+    while not isinstance(out, Close):
+        try:
+            if isinstance(out, Effect):
+                out = conv.on_effect(perform(out.action))
+                continue
+            if isinstance(out, Command):
+                try:
+                    agi.send_command(out.line)
+                except OSError:  # the pipe is gone: Asterisk ended the call
+                    conv.receive_data(b"")
+            else:
+                line = agi.stdin.readline()
+                conv.receive_data(line.encode() if isinstance(line, str) else line)
+            out = conv.next_output()
+        except Exception as e:
+            conv.failure = conv.failure or type(e).__name__
+            log.error("classic AGI failed (%s)", type(e).__name__)
+            out = conv.abort()

@@ -84,8 +84,7 @@ Action = Ask | Play | Record | Discard | FileComplaint | LookupStatus | RateComp
 # ---- events: a driver -> the flow --------------------------------------------------------
 @dataclass(frozen=True)
 class Input:
-    digits: str
-    timed_out: bool  # no terminator and fewer than max digits: the caller paused
+    digits: str  # '' when the caller pressed nothing
 
 
 @dataclass(frozen=True)
@@ -119,7 +118,3 @@ class Done:
 
 
 Event = Input | Played | Recorded | Filed | StatusFound | Done
-
-
-class CallerHungUp(Exception):
-    """Thrown into the flow when the caller hangs up."""

@@ -1,4 +1,4 @@
-"""The FastAGI server: a thin asyncio shell around ``AgiSession``.
+"""The FastAGI server: a thin asyncio shell around the sans-IO session (``ivr/session.py``).
 
 It subclasses panoramisk's ``Application`` but replaces its connection handling, which on
 Python 3.11 spins forever on a peer that closes before the blank line, crashes on sync routes,
@@ -6,68 +6,100 @@ shifts every reply by one after an inline ``HANGUP`` and reports EOF as an unkno
 Here headers are read with a size and time bound, ``HANGUP`` lines are events, EOF is a hangup,
 and the socket is always closed when the call ends (Asterisk waits for that, see §4 of the
 transcripts).
+
+Limits: a connection has ``short_timeout`` to send its headers and Asterisk as long to answer a
+command that returns at once (ANSWER, SET VARIABLE, CHANNEL STATUS, HANGUP); a command that
+waits for the caller gets what it may take (WAIT FOR DIGIT's timeout, RECORD FILE's length) on
+top, and ``long_timeout`` at most, which a prompt of unknown length (STREAM FILE, GET DATA)
+gets. When every slot is taken, the connection that has waited longest without sending its
+headers makes room (Asterisk sends them at once: an idle one is not a call); a call that still
+finds no room, or asks for another script, is told ``FAVAD_NEXT=unavailable``, so the dialplan
+plays the apology. Connections turned away are logged as one line per ``LOG_EVERY`` seconds.
 """
 from __future__ import annotations
 
 import asyncio
 import logging
+import time
+from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 from panoramisk.fast_agi import Application
 
 from ivr import protocol as p
-from ivr.backend import Backend
-from ivr.events import FileComplaint, Finish
-from ivr.session import Close, Effect
+from ivr.backend import Backend, CallContext
+from ivr.events import Finish
+from ivr.inflight import InFlight, left_behind
+from ivr.session import Close, Command, Conversation, Effect, Unavailable
 
 log = logging.getLogger(__name__)
-HEADER_TIMEOUT = 10.0  # seconds for Asterisk to send the headers (it sends them at once)
-REPLY_TIMEOUT = 600.0  # a RECORD FILE or a long GET DATA can legitimately take minutes
+SHORT_TIMEOUT = 10.0  # seconds: the headers, and a reply that comes at once (it comes in ms)
+LONG_TIMEOUT = 600.0  # seconds: at most, for a command that waits for the caller
 HOUSEKEEPING_EVERY = 5.0
+LOG_EVERY = 10.0  # seconds between two lines about connections turned away
+TELLING_MAX = 64  # refused calls being told FAVAD_NEXT=unavailable at once; beyond, just closed
 
 
 class FastAgiServer(Application):
     def __init__(self, backend: Backend, script: str = "favad", max_connections: int = 4000,
-                 workers: int = 64, header_timeout: float = HEADER_TIMEOUT,
-                 reply_timeout: float = REPLY_TIMEOUT):
+                 workers: int = 64, short_timeout: float = SHORT_TIMEOUT,
+                 long_timeout: float = LONG_TIMEOUT):
         super().__init__(loop=asyncio.get_running_loop())
         self.backend = backend
-        backend.refresh_inline = False  # _housekeeping keeps its reference data fresh
-        self.header_timeout = header_timeout
-        self.reply_timeout = reply_timeout
+        self.short_timeout = short_timeout
+        self.long_timeout = long_timeout
         self.script = script
         self.max_connections = max_connections
-        self.lines: dict[asyncio.Task, _Line] = {}  # the calls in progress, for the reply watchdog
+        self.lines: dict[asyncio.Task, _Line] = {}  # every connection, for the watchdog
+        self.waiting: dict[asyncio.Task, _Line] = {}  # those without headers yet, oldest first
+        self.telling = 0
+        self.turned_away = _Tally()
         self.executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="favad-db")
         self.server: asyncio.AbstractServer | None = None
+        self.inflight: InFlight | None = None
 
     async def start(self, host: str, port: int) -> asyncio.AbstractServer:
+        folder = Path(self.backend.settings.data_dir) / "calls-in-progress"
+        self._count_calls_left_behind(folder)
+        self.inflight = InFlight(folder)
         # a backlog as deep as the calls we take: when a whole Asterisk box dials in at once
         # (a restart, a burst), asyncio's default of 100 drops SYNs and callers wait 1-3 s
         self.server = await asyncio.start_server(self.handler, host, port, limit=p.MAX_HEADER_BYTES,
                                                  backlog=min(self.max_connections, 4096))
         self._housekeeper = asyncio.create_task(self._housekeeping())
-        self._watchdog = asyncio.create_task(self._watch_replies())
+        self._watchdog = asyncio.create_task(self._watch())
         return self.server
+
+    def _count_calls_left_behind(self, folder: Path) -> None:
+        """Calls a dead server had in progress become ``system_error`` call records."""
+        for count, when in left_behind(folder):
+            log.warning("a FastAGI server stopped with %d call(s) in progress: recorded as system errors",
+                        count)
+            ctx = CallContext(started_at=when, started_mono=time.monotonic(), caller_hash=None,
+                              period="", day=when.date())
+            for _ in range(count):
+                self.backend.perform(Finish("system_error", None), ctx)
 
     @property
     def active(self):
-        """The tasks of the calls in progress."""
+        """The tasks of the connections in progress."""
         return self.lines.keys()
 
-    async def _watch_replies(self) -> None:
-        """Close the calls whose Asterisk has not replied within ``reply_timeout``: one sweep
+    async def _watch(self) -> None:
+        """Close the connections whose deadline passed (no headers, no reply in time): one sweep
         every few seconds instead of a timer per command (a timer costs ~6% of the loop at
-        saturation, and the timeout is ten minutes)."""
+        saturation)."""
         loop = asyncio.get_running_loop()
         while True:
-            await asyncio.sleep(min(HOUSEKEEPING_EVERY, self.reply_timeout / 4))
+            await asyncio.sleep(min(HOUSEKEEPING_EVERY, self.short_timeout / 4))
             now = loop.time()
             for line in list(self.lines.values()):
                 if line.deadline is not None and now > line.deadline:
-                    log.info("no reply in %.0f s: closing a FastAGI connection", self.reply_timeout)
                     line.deadline = None
+                    self.turned_away.add("closed: no headers or no reply in time")
                     line.writer.transport.abort()  # the call ends as if Asterisk hung up
+            self.turned_away.flush()
 
     async def _housekeeping(self) -> None:
         """Off the call path: journaled complaints go in as soon as the database is back, the
@@ -83,49 +115,111 @@ class FastAgiServer(Application):
 
     async def handler(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         task = asyncio.current_task()
-        if len(self.active) >= self.max_connections:
-            log.warning("connection limit (%d) reached: refusing a connection", self.max_connections)
-            await _close(writer)
+        if len(self.lines) >= self.max_connections and not self._make_room():
+            await self._turn_away(reader, writer)
             return
-        self.lines[task] = line = _Line(writer)
+        line = _Line(writer, asyncio.get_running_loop().time() + self.short_timeout)
+        self.lines[task] = self.waiting[task] = line
         try:
-            await self._serve(reader, writer, line)
+            await self._serve(reader, writer, line, task)
         except (p.RemoteProtocolError, asyncio.IncompleteReadError, asyncio.LimitOverrunError,
                 ConnectionError, TimeoutError) as e:
-            log.info("closing a FastAGI connection: %s", type(e).__name__)
+            self.turned_away.add(f"closed before a call began ({type(e).__name__})")
+        except asyncio.CancelledError:  # stopped before its headers came (a call ends in _converse)
+            pass
         except Exception:
             log.exception("FastAGI connection failed")
         finally:
             self.lines.pop(task, None)
+            self.waiting.pop(task, None)
             await _close(writer)
 
-    async def _serve(self, reader, writer, line: _Line) -> None:
-        block = await asyncio.wait_for(reader.readuntil(b"\n\n"), self.header_timeout)
+    def _make_room(self) -> bool:
+        """Close the connection that has waited longest for its headers, if there is one."""
+        if not self.waiting:
+            return False
+        task = next(iter(self.waiting))
+        line = self.waiting.pop(task)
+        self.lines.pop(task, None)
+        self.turned_away.add("closed to make room: no headers yet")
+        line.writer.transport.abort()
+        return True
+
+    async def _serve(self, reader, writer, line: _Line, task: asyncio.Task) -> None:
+        block = await reader.readuntil(b"\n\n")  # within line.deadline (the watchdog)
+        self.waiting.pop(task, None)
+        line.deadline = None
         headers = p.parse_headers(block[:-2])
         script = headers.get("agi_network_script", "").split("?", 1)[0].strip("/")
         if script != self.script:
-            log.warning("unknown FastAGI script requested; closing")
+            headers.clear()
+            self.turned_away.add("unknown FastAGI script")
+            await self._converse(Unavailable("favad: unknown FastAGI script (check the AGI() URL)"),
+                                 reader, writer, line, None)
             return
-        loop = asyncio.get_running_loop()
         session, ctx = self.backend.open_call(headers)
-        replies = p.ReplyReader()
-        out = session.start()
+        self.inflight.started()
+        try:
+            await self._converse(session, reader, writer, line, ctx)
+        finally:
+            self.inflight.ended()
+
+    async def _converse(self, conv: Conversation, reader, writer, line: _Line, ctx) -> None:
+        """Drive one conversation until it closes: the reading loop of every FastAGI call."""
+        loop = asyncio.get_running_loop()
+        out = conv.start()
         while not isinstance(out, Close):
-            if isinstance(out, Effect):
-                if isinstance(out.action, Finish):  # only queues the call record: no thread hop
-                    event = self.backend.perform(out.action, ctx)
-                elif isinstance(out.action, FileComplaint):  # awaits the group writer directly
-                    event = await self.backend.file_async(out.action, ctx)
+            try:
+                if isinstance(out, Effect):
+                    out = conv.on_effect(await self.backend.perform_async(out.action, ctx, self.executor))
+                    continue
+                if isinstance(out, Command):
+                    writer.write(out.data)
                 else:
-                    event = await loop.run_in_executor(self.executor, self.backend.perform, out.action, ctx)
-                out = session.on_effect(event)
-                continue
-            writer.write(out.line.encode() + b"\n")
-            reply = await _read_reply(reader, replies, session, line, loop.time() + self.reply_timeout)
-            out = session.on_connection_lost() if reply is None else session.on_reply(reply)
+                    line.deadline = loop.time() + self._limit(out.command)
+                    try:
+                        data = await reader.read(4096)
+                    except ConnectionError:
+                        data = b""
+                    finally:
+                        line.deadline = None
+                    conv.receive_data(data)
+                out = conv.next_output()
+            except asyncio.CancelledError:  # the server stops: the clean-up, with no more I/O
+                out = conv.abort()
+            except Exception:
+                log.exception("FastAGI call failed")
+                out = conv.abort()
+
+    def _limit(self, command: Command | None) -> float:
+        if command is None or command.seconds is None:
+            return self.short_timeout
+        return min(self.long_timeout, self.short_timeout + command.seconds)
+
+    async def _turn_away(self, reader, writer) -> None:
+        """No room even for a call: tell Asterisk (its log, and the dialplan) and close."""
+        self.turned_away.add(f"refused: {self.max_connections} connections, the limit")
+        if self.telling >= TELLING_MAX:
+            writer.transport.abort()
+            return
+        self.telling += 1
+        try:
+            await asyncio.wait_for(self._tell_unavailable(reader, writer), self.short_timeout)
+        except (p.RemoteProtocolError, asyncio.IncompleteReadError, asyncio.LimitOverrunError,
+                ConnectionError, TimeoutError, asyncio.TimeoutError):
+            pass
+        finally:
+            self.telling -= 1
+            await _close(writer)
+
+    async def _tell_unavailable(self, reader, writer) -> None:
+        p.parse_headers((await reader.readuntil(b"\n\n"))[:-2]).clear()
+        conv = Unavailable(f"favad: FastAGI server full ({self.max_connections} connections)")
+        await self._converse(conv, reader, writer, _Line(writer, None), None)
 
     async def serve_until(self, stop: asyncio.Event, grace: float) -> None:
-        """Serve until ``stop`` is set, then let calls in progress finish for ``grace`` seconds."""
+        """Serve until ``stop`` is set, then let calls in progress finish for ``grace`` seconds;
+        the calls still running then end with their clean-up and records."""
         await stop.wait()
         self.server.close()
         self._housekeeper.cancel()
@@ -137,35 +231,47 @@ class FastAgiServer(Application):
                 task.cancel()
             if pending:
                 await asyncio.wait(pending, timeout=5)
+        self.turned_away.flush(force=True)
         self.executor.shutdown(wait=True)
         self.backend.close()
+        if self.inflight is not None and self.inflight.count == 0:
+            self.inflight.close()  # every call ended with its record: nothing left behind
 
 
 class _Line:
-    """One call's connection, as the reply watchdog sees it."""
+    """One connection, as the watchdog sees it."""
 
     __slots__ = ("writer", "deadline")
 
-    def __init__(self, writer: asyncio.StreamWriter):
+    def __init__(self, writer: asyncio.StreamWriter, deadline: float | None):
         self.writer = writer
-        self.deadline: float | None = None  # loop time by which Asterisk must reply, while waiting
+        self.deadline = deadline  # loop time by which the peer must have sent what we wait for
 
 
-async def _read_reply(reader, replies: p.ReplyReader, session, line: _Line, deadline: float) -> p.Reply | None:
-    """The reply to the command just sent; HANGUP lines on the way are noted. None on EOF."""
-    while (reply := replies.next_reply(session.note_hangup)) is None:
-        line.deadline = deadline
-        data = await reader.read(4096)
-        line.deadline = None
-        if not data:
-            return None
-        replies.feed(data)
-    return reply
+class _Tally:
+    """Connections turned away, by reason, logged at most once every LOG_EVERY seconds: a flood
+    of them is a line, not a line each."""
+
+    def __init__(self) -> None:
+        self.counts: Counter[str] = Counter()
+        self.logged_at = -LOG_EVERY
+
+    def add(self, why: str) -> None:
+        self.counts[why] += 1
+        self.flush()
+
+    def flush(self, force: bool = False) -> None:
+        now = time.monotonic()
+        if self.counts and (force or now - self.logged_at >= LOG_EVERY):
+            log.warning("FastAGI connections turned away: %s",
+                        ", ".join(f"{n} {why}" for why, n in self.counts.most_common()))
+            self.counts.clear()
+            self.logged_at = now
 
 
 async def _close(writer: asyncio.StreamWriter) -> None:
     try:
         writer.close()
         await asyncio.wait_for(writer.wait_closed(), 5)
-    except (ConnectionError, TimeoutError, OSError):
+    except (ConnectionError, TimeoutError, asyncio.TimeoutError, OSError):
         pass

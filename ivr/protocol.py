@@ -31,18 +31,12 @@ class Reply:
     text: str = ""
 
     @property
-    def ok(self) -> bool:
-        return self.code == 200
-
-    @property
     def dead_channel(self) -> bool:
         return self.code == 511
 
     def result_int(self) -> int | None:
-        try:
-            return int(self.result)
-        except ValueError:
-            return None
+        """``result`` as a number; None when it is none (``int()`` would also take "٥٣")."""
+        return int(self.result) if _INT.fullmatch(self.result) else None
 
 
 @dataclass(frozen=True)
@@ -50,6 +44,7 @@ class HangupNotice:
     """The unsolicited ``HANGUP`` line: the caller is gone."""
 
 
+_INT = re.compile(r"-?[0-9]{1,9}")
 _REPLY = re.compile(
     r"^200 result=(?P<result>\S*)(?: \((?P<data>.*?)\))?(?: endpos=(?P<endpos>-?\d+))?\s*$"
 )
@@ -62,9 +57,44 @@ def parse_reply_line(line: str) -> Reply:
         endpos = m.group("endpos")
         return Reply(200, m.group("result"), m.group("data"), int(endpos) if endpos else None, line)
     code, _, text = line.partition(" ")
-    if not (len(code) == 3 and code.isdigit()):
-        raise RemoteProtocolError("reply is not an AGI status line")
+    if not (len(code) == 3 and code.isascii() and code.isdigit()) or code == "200":
+        raise RemoteProtocolError("reply is not an AGI status line")  # every 200 has a result=
     return Reply(int(code), text=text)
+
+
+# ---- what a reply may carry: validated before use, anything else is the peer's fault --------
+KEYS = "0123456789*#ABCD"
+_DIGITS = re.compile(r"[0-9*#A-D]*")
+
+
+def key_of(reply: Reply) -> str | None:
+    """The key in a STREAM FILE or WAIT FOR DIGIT reply: '' for none, None for ``-1`` (a
+    hangup, or a missing sound file); any other value is not what Asterisk sends."""
+    code = reply.result_int()
+    if code == -1:
+        return None
+    if code == 0:
+        return ""
+    if code is not None and 0 < code < 128 and chr(code) in KEYS:
+        return chr(code)
+    raise RemoteProtocolError(f"not a key: result={reply.result[:16]!r}")
+
+
+def digits_of(reply: Reply, max_digits: int) -> str | None:
+    """The keys in a GET DATA reply ('' on a timeout), None for ``-1``."""
+    if reply.result == "-1":
+        return None
+    if len(reply.result) <= max_digits + 1 and _DIGITS.fullmatch(reply.result):
+        return reply.result
+    raise RemoteProtocolError(f"not digits: result={reply.result[:16]!r}")
+
+
+def samples_of(reply: Reply) -> int | None:
+    """Samples a RECORD FILE wrote (its ``endpos``), None for ``-1``: the recording failed."""
+    code = reply.result_int()
+    if code is None:
+        raise RemoteProtocolError(f"not a RECORD FILE result: {reply.result[:16]!r}")
+    return None if code == -1 else max(reply.endpos or 0, 0)
 
 
 def parse_headers(block: bytes) -> dict[str, str]:
@@ -168,6 +198,12 @@ def record_file(path: str, fmt: str, escape: str, timeout_ms: int, beep: bool, s
 
 def set_variable(name: str, value: str) -> str:
     return f"SET VARIABLE {name} {quote(value)}"
+
+
+def verbose(message: str, level: int = 1) -> str:
+    """A message for Asterisk's console and log (``asterisk -r``); kept to one line, since a
+    newline would end the command."""
+    return f"VERBOSE {quote(' '.join(message.split()))} {level}"
 
 
 ANSWER = "ANSWER"

@@ -226,9 +226,12 @@ def test_asterisk_closing_on_hangup_is_a_clean_end(backend):
     assert call_records(backend) == ["abandoned"]
 
 
-def test_unknown_script_path_is_closed_without_a_command(backend):
+def test_an_unknown_script_is_told_unavailable_so_the_dialplan_plays_the_apology(backend):
     result, _ = call(backend, FILE_ONE, script="other")
-    assert result.commands == []
+    assert result.commands == ['VERBOSE "favad: unknown FastAGI script (check the AGI() URL)" 1',
+                               'SET VARIABLE FAVAD_NEXT "unavailable"']
+    assert result.variables["FAVAD_NEXT"] == "unavailable" and result.agistatus == "SUCCESS"
+    assert not result.played and call_records(backend) == []  # no call was taken
 
 
 def test_a_peer_that_closes_mid_headers_does_not_freeze_the_server(backend):

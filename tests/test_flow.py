@@ -58,7 +58,7 @@ class Script:
     def answer(self, action):
         if isinstance(action, Ask):
             k = self.keys.pop(0).replace("-", "")  # "-": silence, as in pbxsim scripts
-            return Input(k, k == "")
+            return Input(k)
         if isinstance(action, Play):
             return Played()
         if isinstance(action, Record):

@@ -268,7 +268,7 @@ def load(path: str | None = None, environ: dict | None = None) -> Settings:
     bad += checks.problems(settings, from_env)
     if bad:
         raise ConfigError("\n".join(bad))
-    warnings += _open_keys(settings)
+    warnings += _open_keys(settings) + checks.advice(settings)
     return replace(settings, warnings=tuple(warnings))
 
 

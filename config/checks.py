@@ -130,6 +130,16 @@ def problems(settings, where: dict[str, str] | None = None) -> list[str]:
     return out
 
 
+def advice(settings) -> list[str]:
+    """Settings that work but are likely a mistake: warnings, not errors."""
+    out = []
+    if settings.web_host in ("0.0.0.0", "::", "") and not settings.public_url:
+        out.append(f"web_host is {settings.web_host or 'every address'!r} but public_url is not set: the "
+                   f"units' links would point to http://{settings.web_host}:{settings.web_port} and posts "
+                   f"from the page's real address are refused; set public_url")
+    return out
+
+
 def names(value: str) -> list[str]:
     """A comma-separated list setting, its items stripped."""
     return [x.strip() for x in value.split(",") if x.strip()]

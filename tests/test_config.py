@@ -157,3 +157,10 @@ def test_arguments_that_are_not_utf8_are_refused_cleanly(tmp_path):
     assert done.returncode == 2 and "not UTF-8" in err and "Traceback" not in err
     done = run(tmp_path, "config", "show", env={"FAVAD_SMTP_HOST": "ok"})
     assert done.returncode == 0
+
+
+def test_a_page_on_every_address_without_public_url_is_warned_about():
+    [warning] = load("", environ={"FAVAD_WEB_HOST": "0.0.0.0", "FAVAD_KEYS_DIR": "/nonexistent"}).warnings
+    assert "set public_url" in warning
+    assert not load("", environ={"FAVAD_WEB_HOST": "0.0.0.0", "FAVAD_PUBLIC_URL": "https://128.example.ir",
+                                 "FAVAD_KEYS_DIR": "/nonexistent"}).warnings

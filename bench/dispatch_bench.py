@@ -33,7 +33,7 @@ from sqlalchemy import func, select, update
 
 from bench.run import database as fresh_database
 from db.engine import make_engine, make_sessionmaker
-from db.store import file_complaint
+from complaints.filing import file_complaint
 from dispatch.loopback import SmsSink, SmtpSink
 from dispatch.models import OutboxMessage
 from ivr.events import ComplaintDraft

@@ -11,13 +11,12 @@ import logging
 import multiprocessing
 import os
 import secrets
-import threading
 import time
 from dataclasses import dataclass, field
 from concurrent.futures import ProcessPoolExecutor, TimeoutError as FutureTimeout
 from pathlib import Path
 
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import DBAPIError, IntegrityError
 
 from accountability.calendar import load as office_calendar
 from config import Settings
@@ -25,7 +24,6 @@ from presentation import TEHRAN
 from db import store
 from db.engine import make_engine, make_sessionmaker
 from db.writer import GroupWriter
-from dispatch.outbox import Plan, plan_for
 from ivr.anonymity import scrub
 from ivr.directory import Directory
 from ivr.events import (
@@ -40,8 +38,10 @@ from ivr.events import (
     StatusFound,
 )
 from ivr.flow import Call
-from ivr.journal import Journal
+from ivr.journal import Journal, Unstorable
 from ivr.menu import Menu, load_menu
+from ivr.reference import TTL as DIRECTORY_TTL, Reference  # noqa: F401 (rollout says it)
+from ivr.writes import KINDS, Writes
 from ivr.session import AgiSession
 from ivr import voice
 from ivr.callers import CallerLedger, Limits
@@ -49,7 +49,6 @@ from ivr.keyring import code_hash, month_of
 from ivr.tracking import new_case_number, new_code
 
 log = logging.getLogger(__name__)
-DIRECTORY_TTL = 30.0  # seconds: a province switched on reaches new calls within this
 WRITE_TIMEOUT = 10.0  # seconds a caller may wait for the database before the journal takes over
 ORIGINALS_MAX_AGE = 1200.0  # seconds: an undisguised recording older than any call is a leftover
 SWEEP_EVERY = 60.0
@@ -79,7 +78,7 @@ class CallContext:
 
 
 class Backend:
-    def __init__(self, settings: Settings, engine=None, serving: bool = False):
+    def __init__(self, settings: Settings, engine=None):
         self.settings = settings
         self.engine = engine or make_engine(settings.db_url)
         self.Session = make_sessionmaker(self.engine)
@@ -88,36 +87,24 @@ class Backend:
         self.ledger = CallerLedger(self.Session, Limits.from_settings(settings),
                                    Path(settings.data_dir) / "counts",
                                    (settings.counts_flush_min, settings.counts_flush_max))
-        self._lock = threading.Lock()
-        # a one-call process (classic AGI) refreshes as it goes; a server (serving) refreshes
-        # from its housekeeping, so no call waits on the database (or its connect timeout)
-        self.refresh_inline = not serving
+        # a one-call process (classic AGI) refreshes as it goes; the FastAGI server refreshes
+        # from a background task, so no call waits on the database (or its connect timeout)
+        self.refresh_inline = True
         self.journal = Journal(Path(settings.data_dir) / "journal")
-        self.writer = GroupWriter(self.Session, self._write, self._write_batch)
         self.calendar = office_calendar(settings.office_calendar or None)
         self._recordings_dir = str(settings.recordings_path)  # resolved once, not per call
         self._voice: ProcessPoolExecutor | None = None
         self._swept_at = 0.0
         self._retained_at: float | None = None  # the first look is at the first housekeeping
         self._legacy: frozenset[str] | None = None
-        self._ids: dict | None = None
-        self._ids_at = 0.0
-        self._plans: dict[tuple[int, int], Plan] = {}  # routes per (agency, province), with the ids
-        with self.Session() as s:
-            self._directory = store.directory(s, tehran_today())
-        self._directory_at = time.monotonic()
-        self.menu: Menu = load_menu(settings.menu_file or None, set(self._directory.indicators))
+        self.reference = Reference(self.Session, tehran_today)
+        self.reference.load()
+        self.writes = Writes(self.reference, self.calendar, settings.sla_hours, self.code_hash)
+        self.writer = GroupWriter(self.Session, self.writes.one, self.writes.batch)
+        self.menu: Menu = load_menu(settings.menu_file or None, set(self.reference.cached_directory.indicators))
 
     def directory(self) -> Directory:
-        with self._lock:
-            if time.monotonic() - self._directory_at > DIRECTORY_TTL:
-                try:
-                    with self.Session() as s:
-                        self._directory = store.directory(s, tehran_today())
-                except DBAPIError:  # keep answering calls with what we knew
-                    log.warning("database unavailable: using the reference data loaded earlier")
-                self._directory_at = time.monotonic()
-            return self._directory
+        return self.reference.directory()
 
     def open_call(self, headers: dict[str, str]) -> tuple[AgiSession, CallContext]:
         """Start a call from AGI headers; the caller's number is hashed here and dropped."""
@@ -125,7 +112,7 @@ class Backend:
         period = month_of(now)
         safe, caller_hash = scrub(headers, self.keyring.caller_key(period), period)
         headers.clear()  # the raw headers (number, name, channel) go no further
-        directory = self.directory() if self.refresh_inline else self._directory
+        directory = self.directory() if self.refresh_inline else self.reference.cached_directory
         call = Call(self.menu, directory, safe.get("agi_arg_1"),
                     operator=bool(self.settings.operator_queue),
                     recordings_dir=self._recordings_dir,
@@ -185,15 +172,6 @@ class Backend:
         except Exception as e:
             return self._filed(entry, e, ctx)
 
-    async def perform_async(self, action, ctx: CallContext, executor=None):
-        """``perform`` for the event loop: a complaint awaits the group writer, a call record is
-        only queued (no thread hop), the rest runs in ``executor`` (or the loop's default)."""
-        if isinstance(action, FileComplaint):
-            return await self.file_async(action, ctx)
-        if isinstance(action, Finish):
-            return self.perform(action, ctx)
-        return await asyncio.get_running_loop().run_in_executor(executor, self.perform, action, ctx)
-
     async def file_async(self, action: FileComplaint, ctx: CallContext) -> Filed:
         """``_file`` for the event loop: awaits the writer instead of holding a thread."""
         loop = asyncio.get_running_loop()
@@ -226,7 +204,8 @@ class Backend:
         """What the caller hears: the stored code, or the journaled one, or an apology."""
         if isinstance(result, (DBAPIError, FutureTimeout)):
             # a write that still lands later carries the same hash: replay then finds it stored
-            self._journal("complaint", entry, result)
+            if not self._journal("complaint", entry, result):
+                return Filed(None)
         elif isinstance(result, BaseException):
             log.error("storing a complaint failed", exc_info=result)
             return Filed(None)
@@ -234,80 +213,16 @@ class Backend:
         ctx.filed.append(entry["code"])
         return Filed(entry["code"])
 
-    def _journal(self, kind: str, entry: dict, error: BaseException) -> None:
-        self.journal.write(kind, {k: v for k, v in entry.items() if k != "code"})
+    def _journal(self, kind: str, entry: dict, error: BaseException) -> bool:
+        """Keep a write the database did not take for replay; False if the disk would not either."""
+        try:
+            self.journal.write(kind, {k: v for k, v in entry.items() if k != "code"})
+        except OSError as e:  # disk full, I/O error, read-only: nothing was kept
+            log.error("database unavailable (%s) and the journal too (%s): a %s is lost",
+                      type(error).__name__, e.strerror or type(e).__name__, kind)
+            return False
         log.warning("database unavailable (%s): %s journaled for replay", type(error).__name__, kind)
-
-    def _write(self, s, kind: str, entry: dict):
-        """Add one complaint, rating or call record to the writer's transaction, carefully: a
-        replayed (journaled) complaint already stored is found, not stored twice."""
-        ids = self.reference_ids(s)
-        if kind == "rating":
-            return store.add_rating(s, entry["code_hash"], entry["rating"], dt.datetime.fromisoformat(entry["at"]))
-        if kind == "complaint":
-            created = dt.datetime.fromisoformat(entry["created_at"])
-            return store.add_complaint(
-                s, ComplaintDraft(**entry["draft"]), created, self._sla_due(created), entry["code_hash"],
-                entry["case_number"], ids, redraw=(lambda: self._redraw(entry)) if "code" in entry else None
-            ).code_hash
-        store.add_call_records(s, [self._call_row(entry)], ids)
-
-    def _redraw(self, entry: dict) -> str:
-        """Another code for a caller still on the line whose code's hash is taken."""
-        entry["code"] = new_code()
-        entry["code_hash"] = self.code_hash(entry["code"])
-        return entry["code_hash"]
-
-    def _write_batch(self, s, jobs: list[tuple[str, dict]]) -> list:
-        """A whole batch in a few multi-row statements: what every call's writes go through.
-        Raises IntegrityError if any complaint's code is taken (the writer then goes careful)."""
-        ids = self.reference_ids(s)
-        results: list = [None] * len(jobs)
-        complaints, rows, calls = [], [], []
-        for i, (kind, entry) in enumerate(jobs):
-            if kind == "complaint":
-                created = dt.datetime.fromisoformat(entry["created_at"])
-                try:
-                    rows.append(store.complaint_row(ComplaintDraft(**entry["draft"]), created,
-                                                    self._sla_due(created), entry["code_hash"],
-                                                    entry["case_number"], ids))
-                    complaints.append(i)
-                except LookupError:  # an office added since the ids were taken: the careful path
-                    try:
-                        results[i] = self._write(s, kind, entry)
-                    except LookupError as e:  # gone for good: this caller hears the apology, not the batch
-                        results[i] = e
-            elif kind == "call":
-                calls.append(self._call_row(entry))
-            else:
-                results[i] = self._write(s, kind, entry)
-        for i, code in zip(complaints, store.insert_complaints(s, rows, lambda a, p: self._plan(s, a, p))):
-            results[i] = code
-        store.add_call_records(s, calls, ids)
-        return results
-
-    def _sla_due(self, created: dt.datetime) -> dt.datetime:
-        # the three hours are office hours, as the figures count them
-        return self.calendar.add(created, self.settings.sla_hours * 60)
-
-    @staticmethod
-    def _call_row(entry: dict) -> dict:
-        return {**entry, "started_at": dt.datetime.fromisoformat(entry["started_at"])}
-
-    def _plan(self, s, agency_id: int, province_id: int) -> Plan:
-        """The route of complaints about an agency in a province, cached with the ids: a unit
-        imported or switched off reaches new complaints within DIRECTORY_TTL."""
-        key = (agency_id, province_id)
-        if (p := self._plans.get(key)) is None:
-            p = self._plans[key] = plan_for(s, agency_id, province_id)
-        return p
-
-    def reference_ids(self, s) -> dict:
-        """Ids of the reference data, refreshed like the directory (new offices within a TTL)."""
-        if self._ids is None or time.monotonic() - self._ids_at > DIRECTORY_TTL:
-            self._ids, self._ids_at = store.reference_ids(s), time.monotonic()
-            self._plans = {}
-        return self._ids
+        return True
 
     def _apply(self, kind: str, entry: dict):
         return self.writer.submit(kind, entry).result(WRITE_TIMEOUT)
@@ -363,8 +278,20 @@ class Backend:
             self._voice = None
 
     def replay_journal(self) -> tuple[int, int]:
-        """Move what was journaled during a database outage into the database; (done, left)."""
-        return self.journal.replay(lambda kind, entry: self._apply(kind, self._upgraded(kind, entry)))
+        """Move what was journaled during a database outage into the database, quarantining
+        what it can never take; (stored, left)."""
+        return self.journal.replay(self._replay_one)
+
+    def _replay_one(self, kind: str, entry: dict) -> None:
+        """Store one journal entry, or raise Unstorable if no later try could."""
+        if kind not in KINDS:
+            raise Unstorable(f"not a journal kind: {kind!r}")
+        try:
+            self._apply(kind, self._upgraded(kind, entry))
+        except IntegrityError as e:  # after the writer's own retries: the data itself
+            raise Unstorable(f"refused by the database ({type(e.orig).__name__})") from e
+        except (LookupError, TypeError, ValueError, AttributeError) as e:  # not what the journal writes
+            raise Unstorable(f"{type(e).__name__}: {e}") from e
 
     def _upgraded(self, kind: str, entry: dict) -> dict:
         """An entry journaled before tracking codes were hashed (0005): hash its code now."""

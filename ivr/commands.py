@@ -16,31 +16,17 @@ from config.files import recordings_folder
 log = logging.getLogger("favad")
 
 
-def _backend(settings, serving: bool = False):
-    from ivr.agi_script import CannotStart
-
-    try:
-        return _open_backend(settings, serving)
-    except CannotStart as e:
-        fail(str(e))
-
-
-def _open_backend(settings, serving: bool = False):
-    """The backend, or ``CannotStart`` saying why in one line (no traceback)."""
-    from ivr.agi_script import CannotStart
+def _backend(settings):
     from ivr.backend import Backend
     from ivr.menu import MenuError
 
     try:
-        return Backend(settings, serving=serving)
+        return Backend(settings)
     except MenuError as e:
-        raise CannotStart(str(e)) from None
-    except OSError as e:  # a key, the journal or the data folder: often run as the wrong user
-        raise CannotStart(f"cannot use {e.filename or 'a file'}: {e.strerror or type(e).__name__} "
-                          f"(run as the user that owns favad's files?)") from None
+        fail(str(e))
     except Exception as e:  # database unreachable or not upgraded: say so, no traceback
-        raise CannotStart(f"cannot open the database ({type(e).__name__}); run `favad db upgrade` "
-                          f"first or check database_url") from None
+        fail(f"cannot open the database ({type(e).__name__}); run `favad db upgrade` first "
+             f"or check database_url")
 
 
 @click.command()
@@ -54,7 +40,7 @@ def serve(ctx, host, port, with_dispatch):
     """Run the FastAGI server that answers 128 calls."""
     settings = load_settings(ctx)
     setup_logging(settings)
-    backend = _backend(settings, serving=True)
+    backend = _backend(settings)
     try:  # Asterisk writes there, favad reads: 02770 in recordings_group
         recordings_folder(settings.recordings_path, settings.recordings_group)
     except ConfigError as e:
@@ -128,25 +114,9 @@ def agi(ctx, args):
     """
     from ivr.agi_script import run
 
-    sys.exit(run(lambda: _agi_backend(ctx)))
-
-
-def _agi_backend(ctx):
-    """Settings, logging and backend for one classic AGI call; any failure as ``CannotStart``,
-    which the script tells Asterisk (a daemonised Asterisk drops its stderr)."""
-    from config import load
-    from ivr.agi_script import CannotStart
-
-    root = ctx.find_root()
-    try:
-        settings = root.obj or load(root.params.get("config"))
-    except ConfigError as e:
-        raise CannotStart(f"configuration: {' '.join(str(e).split())}") from None
-    except OSError as e:
-        raise CannotStart(f"cannot read the configuration {e.filename or ''}: {e.strerror} "
-                          f"(run as the user that owns favad's files?)") from None
+    settings = load_settings(ctx)
     setup_logging(settings)  # stdout is the AGI channel; stderr (redacted) goes to Asterisk's log
-    return _open_backend(settings)
+    sys.exit(run(_backend(settings)))
 
 
 @click.command()
@@ -223,7 +193,15 @@ def menu_check(ctx):
 
 @click.group()
 def journal():
-    """The local journal of complaints taken while the database was away."""
+    """The local journal of complaints taken while the database was away, and its quarantine."""
+
+
+def _journal(settings):
+    from pathlib import Path
+
+    from ivr.journal import Journal
+
+    return Journal(Path(settings.data_dir) / "journal")
 
 
 @journal.command("replay")
@@ -232,7 +210,94 @@ def journal_replay(ctx):
     """Move journaled complaints and call records into the database (exactly once)."""
     settings = load_settings(ctx)
     setup_logging(settings)
-    done, left = _backend(settings).replay_journal()
-    click.echo(f"{done} journal entries stored, {left} left")
+    backend = _backend(settings)
+    done, left = backend.replay_journal()
+    held = len(backend.journal.quarantined())
+    click.echo(f"{done} journal entries stored, {left} left"
+               + (f", {held} in quarantine (favad journal list)" if held else ""))
     if left:
         sys.exit(1)
+
+
+@journal.command("list")
+@click.pass_context
+def journal_list(ctx):
+    """List the entries waiting for the database and those in quarantine, with the reason."""
+    j = _journal(load_settings(ctx))
+    pending, held = j.pending(), j.quarantined()
+    click.echo(f"{len(pending)} waiting for the database, {len(held)} in quarantine")
+    for path in pending:
+        click.echo(f"  waiting     {path.name}")
+    for q in held:
+        click.echo(f"  quarantine  {q.name}  {q.reason}")
+
+
+@journal.command("show")
+@click.argument("name")
+@click.pass_context
+def journal_show(ctx, name):
+    """Print one entry (and why it is in quarantine, if it is)."""
+    import json
+
+    j = _journal(load_settings(ctx))
+    try:
+        path = j.find(name)
+        text = path.read_bytes().decode("utf-8", errors="replace")
+    except (LookupError, OSError) as e:
+        fail(str(e) if isinstance(e, LookupError) else f"cannot read {name}: {e.strerror}")
+    try:
+        text = json.dumps(json.loads(text), ensure_ascii=False, indent=2)
+    except ValueError:
+        pass  # shown as it is: that may be why it is in quarantine
+    held = {q.name: q.reason for q in j.quarantined()}
+    click.echo(f"{path.name}: " + (f"in quarantine: {held[path.name]}" if path.name in held
+                                   else "waiting for the database"))
+    click.echo(text)
+
+
+@journal.command("retry")
+@click.argument("names", nargs=-1)
+@click.option("--all", "everything", is_flag=True, help="Every entry in quarantine.")
+@click.pass_context
+def journal_retry(ctx, names, everything):
+    """Put entries in quarantine back in the journal and replay it (after fixing their cause)."""
+    settings = load_settings(ctx)
+    setup_logging(settings)
+    j = _journal(settings)
+    names = [q.name for q in j.quarantined()] if everything else list(names)
+    if not names:
+        fail("name the entries to retry (favad journal list), or --all")
+    backend = _backend(settings)  # the database first: without it nothing moves
+    try:
+        names = [j.release(n).name for n in names]
+    except (LookupError, OSError) as e:
+        fail(str(e) if isinstance(e, LookupError) else f"cannot move it back: {e.strerror}")
+    done, left = backend.replay_journal()
+    again = [q for q in backend.journal.quarantined() if q.name in names]
+    click.echo(f"{len(names)} back in the journal: {done} journal entries stored, {left} left, "
+               f"{len(again)} in quarantine again")
+    for q in again:
+        click.echo(f"  {q.name}  {q.reason}")
+    if again or left:
+        sys.exit(1)
+
+
+@journal.command("discard")
+@click.argument("names", nargs=-1, required=True)
+@click.option("--yes", is_flag=True, help="Do not ask.")
+@click.pass_context
+def journal_discard(ctx, names, yes):
+    """Delete entries in quarantine for good (a complaint discarded is lost)."""
+    j = _journal(load_settings(ctx))
+    try:
+        paths = [j.find(n) for n in names]
+    except LookupError as e:
+        fail(str(e))
+    if not yes:
+        click.confirm(f"Delete {len(paths)} quarantined journal entries for good?", abort=True)
+    for path in paths:
+        try:
+            j.discard(path.name)
+        except (LookupError, OSError) as e:
+            fail(str(e) if isinstance(e, LookupError) else f"cannot delete {path.name}: {e.strerror}")
+        click.echo(f"discarded {path.name}")

@@ -15,7 +15,7 @@ from accountability.commands import os_user
 from accountability.models import UnitAction
 from db.engine import make_engine, make_sessionmaker
 from db.models import Complaint, ComplaintEvent
-from db.store import file_complaint
+from complaints.filing import file_complaint
 from dispatch.models import ComplaintRoute, InspectionUnit, OutboxMessage
 from dispatch.units import load_demo_units
 from ivr.events import ComplaintDraft

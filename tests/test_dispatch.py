@@ -16,7 +16,7 @@ from sqlalchemy import select
 
 from db.engine import make_engine, make_sessionmaker
 from db.models import Complaint, ComplaintEvent
-from db.store import file_complaint
+from complaints.filing import file_complaint
 from dispatch import outbox
 from dispatch.loopback import SmsSink, SmtpSink
 from dispatch.models import ComplaintRoute, OutboxMessage

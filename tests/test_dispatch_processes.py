@@ -22,7 +22,8 @@ from sqlalchemy import select
 from config import load
 from db.engine import make_engine, make_sessionmaker
 from db.migrate import upgrade
-from db.store import file_complaint, load_demo
+from complaints.filing import file_complaint
+from db.store import load_demo
 from dispatch.loopback import SmsSink, SmtpSink, free_port
 from dispatch.models import OutboxMessage
 from dispatch.runner import Dispatcher

@@ -21,7 +21,7 @@ from cli import main
 from conftest import ROOT
 from db.engine import make_engine, make_sessionmaker
 from accountability.calendar import parse as parse_calendar
-from db.store import file_complaint
+from complaints.filing import file_complaint
 from conftest import favad_env
 from ivr.events import ComplaintDraft
 from monitor.live import LiveState

@@ -15,7 +15,7 @@ from accountability import actions
 from conftest import favad_env
 from db.engine import make_engine, make_sessionmaker
 from db.models import Agency, CallerCount, Complaint, ComplaintEvent
-from db.store import file_complaint
+from complaints.filing import file_complaint
 from ivr.events import ComplaintDraft
 from ivr.keyring import month_of
 from reports.models import ReportMessage

@@ -8,7 +8,7 @@ from click.testing import CliRunner
 from sqlalchemy import select
 
 from db.engine import make_engine, make_sessionmaker
-from db.store import file_complaint
+from complaints.filing import file_complaint
 from dispatch import hours as wh
 from dispatch.models import ComplaintRoute, InspectionUnit, OutboxMessage
 from dispatch.routing import NO_AGENCY_UNIT, UNROUTED, route

@@ -16,7 +16,7 @@ from werkzeug.test import Client
 
 from db.engine import make_engine, make_sessionmaker
 from db.models import Complaint, ComplaintEvent
-from db.store import file_complaint
+from complaints.filing import file_complaint
 from dispatch.models import ComplaintRoute, InspectionUnit, OutboxMessage
 from dispatch.render import ucs2_len
 from dispatch.units import load_demo_units

@@ -68,7 +68,7 @@ def test_the_fast_path_stores_what_the_careful_path_stores(backend):
     careful = []
     for d in DRAFTS:
         with backend.Session() as s:
-            careful.append(backend._write(s, "complaint", entry(d)))
+            careful.append(backend.writes.one(s, "complaint", entry(d)))
             s.commit()
     assert len(set(fast + careful)) == 6
     for f, c in zip(fast, careful):
@@ -119,16 +119,41 @@ def test_routes_follow_a_unit_import_once_the_cache_expires(backend, monkeypatch
     assert stored(backend, code)[2][2] == "unrouted"  # no units at all yet
     with backend.Session() as s:
         load_demo_units(s)
-    monkeypatch.setattr(backend, "_ids_at", 0.0)  # as DIRECTORY_TTL seconds later
+    backend.reference.expire()  # as its TTL later
     code = commit(backend, [("complaint", entry(DRAFTS[1]))])[0]
     assert stored(backend, code)[2][2] == "no_agency_unit"
 
 
-def test_a_complaint_about_a_vanished_office_fails_alone(backend):
+def test_a_complaint_about_a_vanished_office_is_filed_against_its_agency_and_province(backend):
     gone = ComplaintDraft("28", "101", "289999", "disrespect", None)  # no such office (any more)
+    batch = [("complaint", entry(DRAFTS[0])), ("complaint", entry(gone)), ("complaint", entry(DRAFTS[2]))]
+    assert commit(backend, batch) == [e["code_hash"] for _, e in batch]
+    complaint, events, route, _ = stored(backend, batch[1][1]["code_hash"])
+    assert complaint[1:4] == stored(backend, batch[0][1]["code_hash"])[0][1:3] + (None,)  # province, agency
+    assert [(e.kind, e.note) for e in events] == [
+        ("filed", "office 289999 no longer exists: filed against its agency and province")]
+    assert count(backend, Complaint) == 3
+
+
+def test_a_complaint_about_a_vanished_agency_fails_alone(backend):
+    gone = ComplaintDraft("28", "999", None, "disrespect", None)
     batch = [("complaint", entry(DRAFTS[0])), ("complaint", entry(gone)), ("complaint", entry(DRAFTS[2]))]
     futures = [(kind, e, Future()) for kind, e in batch]
     backend.writer._commit(futures)
-    assert futures[1][2].exception(5).__class__ is LookupError
+    assert isinstance(futures[1][2].exception(5), LookupError)
     assert [f.result(5) for _, _, f in (futures[0], futures[2])] == [batch[0][1]["code_hash"], batch[2][1]["code_hash"]]
     assert count(backend, Complaint) == 2
+
+
+def test_an_office_added_after_the_cache_was_loaded_is_found_not_dropped(backend):
+    from db.models import Agency, Office, Province
+
+    with backend.Session() as s:
+        agency_id = s.scalar(select(Agency.id).where(Agency.code == "101"))
+        province_id = s.scalar(select(Province.id).where(Province.area_code == "28"))
+        s.add(Office(code="280199", name_fa="-", city_fa="-", agency_id=agency_id, province_id=province_id))
+        s.commit()
+        office_id = s.scalar(select(Office.id).where(Office.code == "280199"))
+    (code,) = commit(backend, [("complaint", entry(ComplaintDraft("28", "101", "280199", "disrespect", None)))])
+    complaint, events, _, _ = stored(backend, code)
+    assert complaint[3] == office_id and events[0].note is None

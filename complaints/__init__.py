@@ -1,0 +1,1 @@
+"""Filing a complaint: the one path from a draft to its stored rows (above db/, below the IVR)."""

@@ -78,7 +78,7 @@ class CallContext:
 
 
 class Backend:
-    def __init__(self, settings: Settings, engine=None):
+    def __init__(self, settings: Settings, engine=None, serving: bool = False):
         self.settings = settings
         self.engine = engine or make_engine(settings.db_url)
         self.Session = make_sessionmaker(self.engine)
@@ -87,9 +87,9 @@ class Backend:
         self.ledger = CallerLedger(self.Session, Limits.from_settings(settings),
                                    Path(settings.data_dir) / "counts",
                                    (settings.counts_flush_min, settings.counts_flush_max))
-        # a one-call process (classic AGI) refreshes as it goes; the FastAGI server refreshes
-        # from a background task, so no call waits on the database (or its connect timeout)
-        self.refresh_inline = True
+        # a one-call process (classic AGI) refreshes as it goes; a server (serving) refreshes
+        # from its housekeeping, so no call waits on the database (or its connect timeout)
+        self.refresh_inline = not serving
         self.journal = Journal(Path(settings.data_dir) / "journal")
         self.calendar = office_calendar(settings.office_calendar or None)
         self._recordings_dir = str(settings.recordings_path)  # resolved once, not per call
@@ -171,6 +171,15 @@ class Backend:
             return self._filed(entry, self.writer.submit("complaint", entry).result(WRITE_TIMEOUT), ctx)
         except Exception as e:
             return self._filed(entry, e, ctx)
+
+    async def perform_async(self, action, ctx: CallContext, executor=None):
+        """``perform`` for the event loop: a complaint awaits the group writer, a call record is
+        only queued (no thread hop), the rest runs in ``executor`` (or the loop's default)."""
+        if isinstance(action, FileComplaint):
+            return await self.file_async(action, ctx)
+        if isinstance(action, Finish):
+            return self.perform(action, ctx)
+        return await asyncio.get_running_loop().run_in_executor(executor, self.perform, action, ctx)
 
     async def file_async(self, action: FileComplaint, ctx: CallContext) -> Filed:
         """``_file`` for the event loop: awaits the writer instead of holding a thread."""

@@ -16,17 +16,31 @@ from config.files import recordings_folder
 log = logging.getLogger("favad")
 
 
-def _backend(settings):
+def _backend(settings, serving: bool = False):
+    from ivr.agi_script import CannotStart
+
+    try:
+        return _open_backend(settings, serving)
+    except CannotStart as e:
+        fail(str(e))
+
+
+def _open_backend(settings, serving: bool = False):
+    """The backend, or ``CannotStart`` saying why in one line (no traceback)."""
+    from ivr.agi_script import CannotStart
     from ivr.backend import Backend
     from ivr.menu import MenuError
 
     try:
-        return Backend(settings)
+        return Backend(settings, serving=serving)
     except MenuError as e:
-        fail(str(e))
+        raise CannotStart(str(e)) from None
+    except OSError as e:  # a key, the journal or the data folder: often run as the wrong user
+        raise CannotStart(f"cannot use {e.filename or 'a file'}: {e.strerror or type(e).__name__} "
+                          f"(run as the user that owns favad's files?)") from None
     except Exception as e:  # database unreachable or not upgraded: say so, no traceback
-        fail(f"cannot open the database ({type(e).__name__}); run `favad db upgrade` first "
-             f"or check database_url")
+        raise CannotStart(f"cannot open the database ({type(e).__name__}); run `favad db upgrade` "
+                          f"first or check database_url") from None
 
 
 @click.command()
@@ -40,7 +54,7 @@ def serve(ctx, host, port, with_dispatch):
     """Run the FastAGI server that answers 128 calls."""
     settings = load_settings(ctx)
     setup_logging(settings)
-    backend = _backend(settings)
+    backend = _backend(settings, serving=True)
     try:  # Asterisk writes there, favad reads: 02770 in recordings_group
         recordings_folder(settings.recordings_path, settings.recordings_group)
     except ConfigError as e:
@@ -114,9 +128,25 @@ def agi(ctx, args):
     """
     from ivr.agi_script import run
 
-    settings = load_settings(ctx)
+    sys.exit(run(lambda: _agi_backend(ctx)))
+
+
+def _agi_backend(ctx):
+    """Settings, logging and backend for one classic AGI call; any failure as ``CannotStart``,
+    which the script tells Asterisk (a daemonised Asterisk drops its stderr)."""
+    from config import load
+    from ivr.agi_script import CannotStart
+
+    root = ctx.find_root()
+    try:
+        settings = root.obj or load(root.params.get("config"))
+    except ConfigError as e:
+        raise CannotStart(f"configuration: {' '.join(str(e).split())}") from None
+    except OSError as e:
+        raise CannotStart(f"cannot read the configuration {e.filename or ''}: {e.strerror} "
+                          f"(run as the user that owns favad's files?)") from None
     setup_logging(settings)  # stdout is the AGI channel; stderr (redacted) goes to Asterisk's log
-    sys.exit(run(_backend(settings)))
+    return _open_backend(settings)
 
 
 @click.command()

@@ -87,6 +87,10 @@ def tune_gc() -> None:
 async def _serve(backend, settings, host, port, with_dispatch=True):
     from ivr.fastagi import FastAgiServer
 
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):  # before listening: a stop is never a kill
+        loop.add_signal_handler(sig, stop.set)
     server = FastAgiServer(backend, settings.script, settings.max_connections)
     await server.start(host, port)
     if with_dispatch:  # a single process is a complete system: calls in, messages out
@@ -102,10 +106,6 @@ async def _serve(backend, settings, host, port, with_dispatch=True):
         except (OSError, ValueError) as e:  # calls matter more than the page: answer them anyway
             log.error("units' page not started on %s:%s: %s", settings.web_host, settings.web_port,
                       e.strerror if isinstance(e, OSError) else e)
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
     click.echo(f"favad: FastAGI on agi://{host}:{port}/{settings.script} "
                f"(database {settings.db_url.split('://')[0]}); Ctrl-C or SIGTERM to stop", err=True)
     await server.serve_until(stop, settings.shutdown_grace)

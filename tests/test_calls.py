@@ -272,6 +272,18 @@ def test_classic_agi_hangup_by_sighup(backend):
     assert call_records(backend) == ["abandoned"]
 
 
+def test_classic_agi_that_cannot_start_tells_asterisk_why_and_prints_no_traceback(backend, tmp_path):
+    env = favad_env(backend.settings, FAVAD_DATABASE_URL=f"sqlite:///{tmp_path}/never-upgraded.sqlite3")
+    result = asyncio.run(run_agi([sys.executable, "-m", "cli", "agi"], args=("28",), caller=Caller(FILE_ONE),
+                                 sounds_dir=backend.settings.sounds_path, env=env))
+    assert result.commands == [
+        'VERBOSE "favad-agi cannot take the call: cannot open the database (OperationalError); '
+        'run `favad db upgrade` first or check database_url" 1',
+        'SET VARIABLE FAVAD_NEXT "unavailable"']
+    assert result.agistatus == "FAILURE" and result.variables["FAVAD_NEXT"] == "unavailable"
+    assert b"Traceback" not in result.stderr and not result.played
+
+
 def test_a_resolved_complaint_is_heard_with_its_outcome_and_rated_once(backend):
     filed, _ = call(backend, FILE_ONE)
     (c,) = complaints(backend)

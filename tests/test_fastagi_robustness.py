@@ -245,3 +245,66 @@ def test_an_asterisk_that_stops_replying_is_closed_after_the_reply_timeout(backe
             w.close()
             await a_real_call_works(port, backend)
     asyncio.run(scenario())
+
+
+def test_header_then_silence_peers_are_released_within_the_short_limit(backend):
+    async def scenario():
+        async with running_server(backend, short_timeout=0.6) as (server, port):
+            peers = []
+            for _ in range(50):
+                r, w = await asyncio.open_connection("127.0.0.1", port)
+                w.write(headers())  # a whole call's headers, then nothing: no reply to ANSWER
+                peers.append((r, w))
+            started = time.monotonic()
+            for r, _ in peers:
+                assert (await r.readline()).startswith(b"ANSWER")
+                assert await closed_within(r, 3)
+            assert time.monotonic() - started < 0.6 + 0.6 / 4 + 0.5  # the limit and one sweep
+            await asyncio.sleep(0.2)
+            assert not server.active
+            for _, w in peers:
+                w.close()
+            await a_real_call_works(port, backend)
+    asyncio.run(scenario())
+    backend.close()
+    assert set(outcomes(backend)) == {"abandoned", "failed_input"}  # each cut call has its record
+
+
+def test_5000_idle_connections_do_not_cost_a_real_call_and_are_logged_as_a_few_lines(backend, caplog):
+    async def scenario():
+        async with running_server(backend, max_connections=4000) as (server, port):
+            idle = []
+            for _ in range(5000):
+                idle.append(await asyncio.open_connection("127.0.0.1", port))
+            await asyncio.sleep(0.5)
+            assert len(server.active) <= 4000
+            result = await run_call("127.0.0.1", port, script="favad", args=("28",), caller=Caller("- - -"),
+                                    sounds_dir=backend.settings.sounds_path)
+            assert result.played[-1] == "favad/goodbye-failure", "the real call was closed"
+            for _, w in idle:
+                w.close()
+    caplog.set_level("INFO", logger="ivr.fastagi")
+    asyncio.run(scenario())
+    lines = [r for r in caplog.records if r.name == "ivr.fastagi"]
+    assert 1 <= len(lines) <= 3, [r.getMessage() for r in lines]
+    assert "closed to make room" in lines[0].getMessage()
+
+
+def test_a_call_that_finds_every_slot_taken_by_calls_is_told_unavailable(backend):
+    async def scenario():
+        async with running_server(backend, max_connections=2) as (server, port):
+            holding = []
+            for _ in range(2):  # two calls in progress, waiting for their first reply
+                r, w = await asyncio.open_connection("127.0.0.1", port)
+                w.write(headers())
+                assert (await r.readline()).startswith(b"ANSWER")
+                holding.append(w)
+            result = await run_call("127.0.0.1", port, script="favad", args=("28",), caller=Caller("1"),
+                                    sounds_dir=backend.settings.sounds_path)
+            for w in holding:
+                w.close()
+            return result
+    result = asyncio.run(scenario())
+    assert result.commands == ['VERBOSE "favad: FastAGI server full (2 connections)" 1',
+                               'SET VARIABLE FAVAD_NEXT "unavailable"']
+    assert result.variables["FAVAD_NEXT"] == "unavailable" and not result.played

@@ -4,6 +4,7 @@ file, on SQLite and PostgreSQL."""
 from __future__ import annotations
 
 import dataclasses
+import re
 import shutil
 from pathlib import Path
 
@@ -189,3 +190,49 @@ def test_render_tries_each_fastagi_server_in_turn_while_none_took_the_call(migra
                        ("http://10.0.0.1/favad", "not a FastAGI URL")]:
         with pytest.raises(DialplanError, match=wrong):
             rendered(dataclasses.replace(settings, fastagi_failover_url=url))
+
+
+def walk(plan, agi_sets: list[dict]) -> list[str]:
+    """Follow [favad-ivr] from `start` as Asterisk would, each AGI() setting the variables of the
+    next entry of ``agi_sets`` (what that server told the channel); the apps run, in order."""
+    steps = {(s.exten, s.priority): s for s in plan.contexts["favad-ivr"]}
+    labels = {(s.exten, s.label): s.priority for s in plan.contexts["favad-ivr"] if s.label}
+    chan, ran, at, answers = {}, [], ("start", 1), iter(agi_sets)
+    while at in steps and len(ran) < 50:
+        step = steps[at]
+        ran.append(f"{step.app}({step.args})")
+        nxt = (at[0], at[1] + 1)
+        if step.app == "Set":
+            name, _, value = step.args.partition("=")
+            chan[name] = value
+        elif step.app == "AGI":
+            chan.update(next(answers, {}))
+        elif step.app in ("GotoIf", "Goto"):
+            cond, _, target = step.args.rpartition("?") if step.app == "GotoIf" else ("", "", step.args)
+            if cond:
+                left, op, right = re.fullmatch(r'\$\["\$\{(\w+)\}" (=|!=) "(.*)"\]', cond).groups()
+                taken = (chan.get(left, "") == right) == (op == "=")
+            if not cond or taken:
+                exten, _, prio = target.partition(",")
+                nxt = (exten, int(prio) if prio.isdigit() else labels.get((exten, prio), 1))
+        elif step.app == "Hangup":
+            break
+        at = nxt
+    return ran
+
+
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
+def test_a_call_no_server_takes_hears_the_apology_and_one_taken_then_lost_is_not_started_over(migrated):
+    settings = dataclasses.replace(migrated, fastagi_url="agi://10.0.0.1:4573/favad",
+                                   fastagi_failover_url="agi://10.0.0.2:4573/favad")
+    plan = syntax.parse(rendered(settings))
+    turned_away = {"FAVAD_NEXT": "unavailable"}  # what a full server, or a wrong script, says
+    ran = walk(plan, [turned_away, turned_away])
+    assert [r for r in ran if r.startswith("AGI")] == [  # the next server is tried, then the apology
+        "AGI(agi://10.0.0.1:4573/favad,${FAVAD_PROVINCE})", "AGI(agi://10.0.0.2:4573/favad,${FAVAD_PROVINCE})"]
+    assert ran[-2:] == ["Playback(favad/service-unavailable)", "Hangup()"]
+    ran = walk(plan, [turned_away, {"FAVAD_STEP": "summary"}])  # taken by the second, then lost
+    assert ran[-2:] == ["Playback(favad/service-unavailable)", "Hangup()"]
+    ran = walk(plan, [{"FAVAD_STEP": "main"}])  # taken by the first and lost: not started over
+    assert [r for r in ran if r.startswith("AGI")] == ["AGI(agi://10.0.0.1:4573/favad,${FAVAD_PROVINCE})"]
+    assert ran[-2:] == ["Playback(favad/service-unavailable)", "Hangup()"]

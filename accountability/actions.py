@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session
 from accountability.models import UnitAction
 from config.checks import NAME
 from db.models import Complaint, ComplaintEvent
-from dispatch import hours as wh
+from dispatch.outbox import unit_calendar
 from dispatch.models import ComplaintRoute, InspectionUnit, OutboxMessage
 
 OUTCOMES = ("fixed_on_spot", "written_warning", "manager_dismissed", "commendation", "not_confirmed")
@@ -130,9 +130,10 @@ def resolve(s: Session, c: Complaint, actor: Actor, outcome: str, note: str | No
 
 
 def reassign(s: Session, c: Complaint, actor: Actor, to: InspectionUnit, reason: str,
-             now: dt.datetime) -> None:
+             now: dt.datetime, calendar=None) -> None:
     """Forward the complaint to another unit with a reason; that unit gets the messages (and
-    its own link) and the escalation clock starts again at its opening. No commit."""
+    its own link) and the escalation clock starts again at its opening (``calendar``: the
+    office calendar whose holidays count; default the packaged one). No commit."""
     reason = (reason or "").strip()
     if not reason:
         raise ActionError("no_reason", "say why the complaint goes to another unit")
@@ -150,17 +151,18 @@ def reassign(s: Session, c: Complaint, actor: Actor, to: InspectionUnit, reason:
     _event(s, c, actor, "reassigned", "forwarded", now, note=reason, to_unit_id=to.id)
     route.unit_id, route.acknowledged_at = to.id, None
     if route.escalation_unit_id and route.escalation_unit_id != to.id and route.escalated_at is None:
-        route.clock_from = wh.next_open(wh.parse(to.hours), now)
+        route.clock_from = unit_calendar(to, calendar).next_open(now)
     else:  # nothing further to escalate to
         route.clock_from = None
+    route.escalate_at = None  # the dispatcher sets the new deadline
     s.add(route)
-    _queue(s, c.id, to, now)
+    _queue(s, c.id, to, now, calendar)
 
 
-def _queue(s: Session, complaint_id: int, unit: InspectionUnit, now: dt.datetime) -> None:
+def _queue(s: Session, complaint_id: int, unit: InspectionUnit, now: dt.datetime, calendar=None) -> None:
     """The 'reassigned' messages to each contact of ``unit`` (as ``dispatch.outbox.queue``);
     a unit that had the complaint forwarded to it before gets its messages again."""
-    sms_at = wh.next_open(wh.parse(unit.hours), now)
+    sms_at = unit_calendar(unit, calendar).next_open(now)
     have = {(m.channel, m.recipient): m for m in s.scalars(
         select(OutboxMessage).where(OutboxMessage.complaint_id == complaint_id,
                                     OutboxMessage.kind == "reassigned"))}

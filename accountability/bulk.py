@@ -14,8 +14,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from accountability import figures as fg
-from accountability.calendar import CalendarError, OfficeCalendar
-from presentation import TEHRAN
+from clock import TEHRAN
+from clock.calendar import CalendarError, OfficeCalendar
 
 NONE = np.iinfo(np.int64).min
 MET, MISSED, PENDING = 0, 1, 2  # the codes of fg.MET, fg.MISSED, fg.PENDING in ``Clocks``

@@ -10,7 +10,7 @@ import datetime as dt
 import statistics
 from dataclasses import dataclass
 
-from accountability.calendar import OfficeCalendar
+from clock.calendar import OfficeCalendar
 
 MIN_N = 5  # below this many, no percentage, median, p90 or mean is shown: only the count
 

@@ -148,7 +148,7 @@ class Settings:
     dispatch_max_tries: int = 15  # then the message is a dead letter (`favad outbox retry`)
     dispatch_backoff_base: float = 30.0  # seconds before the 2nd try; doubles each try
     dispatch_backoff_max: float = 1800.0
-    dispatch_lease: float = 120.0  # seconds a claimed message is a dispatcher's own
+    dispatch_lease: float = 420.0  # seconds a claimed message is a dispatcher's own (> the longest send)
     dispatch_poll: float = 0.2  # seconds between looks at an empty outbox
     dispatch_batch: int = 20
     dispatch_concurrency: int = 4  # messages one dispatcher has in flight (connections it holds)
@@ -177,7 +177,7 @@ class Settings:
     web_host: str = "127.0.0.1"
     web_port: int = 8128
     web_in_serve: int = 1  # 0: `favad serve` leaves the units' page to `favad web serve`
-    office_calendar: str = ""  # TOML with office hours and holidays; empty: accountability/calendar.toml
+    office_calendar: str = ""  # TOML with office hours and holidays; empty: clock/calendar.toml
     ack_target_hours: float = 1.0  # office hours from filing to a unit's acknowledgement
     report_recipients: str = ""  # YAML: each agency's minister's office and inspection manager; empty: the demo file
     reports_dir: str = ""  # empty: data_dir/reports

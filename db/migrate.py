@@ -10,8 +10,7 @@ from alembic.runtime.migration import MigrationContext
 
 from db.models import Base
 import dispatch.models  # noqa: F401  (the dispatch tables belong to the same metadata)
-import accountability.models  # noqa: F401  (units' actions and report cards, too)
-import reports.models  # noqa: F401
+import accountability.models  # noqa: F401  (units' actions, too)
 
 MIGRATIONS = Path(__file__).resolve().parent.parent / "migrations"
 

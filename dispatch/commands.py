@@ -9,18 +9,15 @@ import threading
 from pathlib import Path
 
 import click
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import aliased
 
+from clock import utcnow as _now
 from config import ConfigError
 from config.cli import fail, load_settings, setup_logging
 from db.commands import _emit, _guard, _session
 from db.models import Agency, Complaint, Province
 from presentation import jalali
-
-
-def _now() -> dt.datetime:
-    return dt.datetime.now(dt.timezone.utc)
 
 
 def _iso(value: dt.datetime | None) -> str | None:
@@ -58,14 +55,17 @@ def dispatch(ctx, once):
 # ---- the outbox -------------------------------------------------------------------------
 @click.group()
 def outbox():
-    """Messages to the inspection units: what waits, what failed."""
+    """Messages to the inspection units and report cards to the agencies: what waits, what failed."""
 
 
 def _messages(ctx, status: str | None, limit: int) -> list[dict]:
-    from dispatch.models import InspectionUnit, OutboxMessage as M
+    from dispatch.models import Document, InspectionUnit, OutboxMessage as M
 
-    q = (select(M, Complaint.case_number, InspectionUnit.code)
-         .join(Complaint, M.complaint_id == Complaint.id).join(InspectionUnit, M.unit_id == InspectionUnit.id)
+    # a report card has no case number nor unit: its document's key stands in the case column
+    q = (select(M, func.coalesce(Complaint.case_number, Document.key), InspectionUnit.code)
+         .outerjoin(Complaint, M.complaint_id == Complaint.id)
+         .outerjoin(Document, M.document_id == Document.id)
+         .outerjoin(InspectionUnit, M.unit_id == InspectionUnit.id)
          .order_by(M.id.desc()).limit(limit))
     if status:
         q = q.where(M.status == status)
@@ -176,16 +176,21 @@ _FORMAT = click.option("--format", "fmt", type=click.Choice(["yaml", "csv"]),
 @_guard
 def units_import(ctx, path, fmt, prune, dry_run):
     """Add or update units from a YAML or CSV file ('-' for stdin), all or nothing."""
+    from clock.calendar import CalendarError, load
     from dispatch.outbox import reroute_unrouted
     from dispatch.units import UnitsError, apply
 
+    try:
+        calendar = load(load_settings(ctx).office_calendar or None)
+    except CalendarError as e:
+        fail(str(e), 2)
     specs = _read_file(path, fmt)
     with _session(ctx) as s:
         try:
             c = apply(s, specs, prune)
         except UnitsError as e:
             fail("\n  ".join([f"{path}: nothing imported:"] + e.problems))
-        routed = reroute_unrouted(s, _now())
+        routed = reroute_unrouted(s, _now(), calendar)
         if dry_run:
             s.rollback()
         else:

@@ -88,9 +88,11 @@ class _SmtpHandler:
 
 class SmsSink:
     """A Kavenegar-style provider on 127.0.0.1: ``statuses`` are answered one by one (HTTP
-    status = ``return.status``), then 200; ``invalid`` receptors get 411."""
+    status = ``return.status``), then 200; ``invalid`` receptors get 411; ``delay``: seconds
+    before answering."""
 
     def __init__(self):
+        self.delay = 0.0
         self.requests: list[Received] = []
         self.statuses: list[int] = []
         self.invalid: set[str] = set()
@@ -104,6 +106,8 @@ class SmsSink:
             def do_POST(self):
                 body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
                 form = {k: v[0] for k, v in urllib.parse.parse_qs(body.decode()).items()}
+                if sink.delay:
+                    time.sleep(sink.delay)
                 with sink.lock:
                     status = sink.statuses.pop(0) if sink.statuses else 200
                     if status == 200 and form.get("receptor") in sink.invalid:

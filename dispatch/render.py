@@ -13,6 +13,7 @@ import tomllib
 from dataclasses import asdict, dataclass, replace
 from email import encoders
 from email.header import Header
+from email.mime.application import MIMEApplication
 from email.mime.base import MIMEBase
 from email.mime.multipart import MIMEMultipart
 from email.mime.text import MIMEText
@@ -134,3 +135,36 @@ def with_recording(n: Notice, path: str | None, max_bytes: int, url_base: str
         # recordings are named with 128 random bits by the call flow: the link guesses nothing
         return replace(n, recording="link", recording_url=f"{url_base.rstrip('/')}/{Path(path).name}"), None
     return replace(n, recording="kept"), None
+
+
+# ---- documents (report cards) -------------------------------------------------------------
+@dataclass(frozen=True)
+class Document:
+    """A finished document to mail as it is: aggregates only (a report card)."""
+
+    key: str  # card.1404-07.101
+    subject: str
+    text: str
+    html: str
+    pdf: bytes
+    filename: str
+
+
+def document_message(d: Document, recipient: str, mail_from: str) -> bytes:
+    """A document as it goes on the wire: its page as HTML, a plain summary, the PDF attached."""
+    body = MIMEMultipart("alternative")
+    body.attach(MIMEText(d.text, "plain", "utf-8"))
+    body.attach(MIMEText(d.html, "html", "utf-8"))
+    msg = MIMEMultipart("mixed")
+    msg.attach(body)
+    pdf = MIMEApplication(d.pdf, "pdf")
+    pdf.add_header("Content-Disposition", "attachment", filename=d.filename)
+    msg.attach(pdf)
+    msg["Subject"] = Header(d.subject, "utf-8")
+    msg["From"] = formataddr((CATALOG["from_name"], mail_from), charset="utf-8")
+    msg["To"] = recipient
+    msg["Date"] = formatdate(usegmt=True)
+    who = hashlib.sha256(recipient.lower().encode()).hexdigest()[:12]
+    msg["Message-ID"] = f"<{d.key}.{who}@{mail_from.rpartition('@')[2] or 'favad.localhost'}>"
+    msg["Auto-Submitted"] = "auto-generated"
+    return msg.as_bytes(policy=WIRE)

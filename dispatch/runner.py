@@ -1,5 +1,8 @@
 """The dispatcher: claim due messages, render and send each, record how it went; escalate what
-no unit took up in time. Runs as `favad dispatch` and, by default, inside `favad serve`."""
+no unit took up in time. Runs as `favad dispatch` and, by default, inside `favad serve`.
+
+Complaint messages and report cards are the same outbox: one claim, one lease (kept alive
+while a batch is in flight, ``dispatch.lease``), one retry rule, one dead-letter queue."""
 from __future__ import annotations
 
 import datetime as dt
@@ -15,13 +18,15 @@ from dataclasses import dataclass
 from sqlalchemy import select
 from sqlalchemy.orm import aliased
 
-from config import Settings
+from clock import calendar as office
+from clock import utcnow
+from config import ConfigError, Settings
 from db.engine import make_engine, make_sessionmaker
 from db.models import Agency, Complaint, Indicator, Office, Province
 from dispatch import channels as channel_registry
-from dispatch import outbox, render
+from dispatch import lease, outbox, render
 from dispatch.channels.base import PERMANENT, SENT, TEMPORARY, Mail, Result, Sms
-from dispatch.models import ComplaintRoute, InspectionUnit, OutboxMessage
+from dispatch.models import ComplaintRoute, Document, InspectionUnit, OutboxMessage
 from web import links
 
 log = logging.getLogger(__name__)
@@ -30,19 +35,17 @@ DB_DOWN_WAIT = 2.0
 GROUP, GROUP_SECONDS = 10, 0.05  # results committed together: at most this many, this long
 
 
-def utcnow() -> dt.datetime:
-    return dt.datetime.now(dt.timezone.utc)
-
-
 @dataclass(frozen=True)
 class Job:
     id: int
     channel: str
     recipient: str
-    unit_code: str
-    notice: render.Notice
-    recording_path: str | None
-    first: bool  # the complaint was not yet forwarded when this was claimed
+    label: str  # for the log: "unit <code>" or the document's key
+    tries: int  # this one included
+    notice: render.Notice | None = None  # a complaint's message
+    recording_path: str | None = None
+    first: bool = False  # the complaint was not yet forwarded when this was claimed
+    document: render.Document | None = None  # a report card
 
 
 class Dispatcher:
@@ -52,6 +55,12 @@ class Dispatcher:
         self.Session = make_sessionmaker(self.engine)
         self.worker = worker or f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(2)}"
         self.channels = channel_registry.make(settings)  # checks the settings before any work
+        self.renew_every = lease.check(settings)
+        self.worst = lease.worst_send(settings)
+        try:
+            self.calendar = office.load(settings.office_calendar or None)
+        except office.CalendarError as e:
+            raise ConfigError(str(e)) from None
         # each sending thread keeps its own connections: a slow mail relay must not make
         # every other message wait behind it
         self._pool = ThreadPoolExecutor(max(1, settings.dispatch_concurrency), "dispatch-send")
@@ -61,54 +70,77 @@ class Dispatcher:
         self.sent = self.failed = 0
 
     # ---- one round ----------------------------------------------------------------------
-    def run_once(self, stop: threading.Event | None = None, due_by: dt.datetime | None = None) -> int:
-        """Escalate what is due, then claim one batch (due by ``due_by``, default now) and send
-        it; how many were claimed."""
+    def run_once(self, stop: threading.Event | None = None, due_by: dt.datetime | None = None,
+                 kinds: tuple[str, ...] | None = None) -> int:
+        """Escalate what is due, then claim one batch (of ``kinds``, default all; due by
+        ``due_by``, default now) and send it; how many were claimed."""
         s = self.settings
         with self.Session() as session:
             if time.monotonic() - self._escalated_at >= ESCALATION_EVERY:
                 self._escalated_at = time.monotonic()
-                if n := outbox.escalate_due(session, utcnow(), dt.timedelta(hours=s.escalate_after_hours)):
+                after = dt.timedelta(hours=s.escalate_after_hours)
+                if n := outbox.escalate_due(session, utcnow(), after, calendar=self.calendar):
                     log.info("escalated %d complaints not taken up in time", n)
-            ids = outbox.claim(session, self.worker, utcnow(), s.dispatch_lease, s.dispatch_batch, due_by)
+            ids = outbox.claim(session, self.worker, utcnow(), s.dispatch_lease, s.dispatch_batch, due_by,
+                               s.dispatch_max_tries, kinds)
             jobs = self._jobs(session, ids) if ids else []
+        keeper = lease.Keeper(self.engine, self.worker, s.dispatch_lease, self.renew_every, ids)
+        try:
+            self._send_all(jobs, keeper, stop)
+        finally:
+            keeper.close()
+        return len(ids)
+
+    def _send_all(self, jobs: list[Job], keeper: lease.Keeper, stop: threading.Event | None) -> None:
         # rendering is CPU work and stays here; the threads only wait on the network, so they
         # hold the GIL little and the database round trips below are not starved of it
-        futures = {self._pool.submit(self._send, job, message, stop): job
+        futures = {self._pool.submit(self._send, job, message, keeper, stop): job
                    for job, message in ((job, self._render(job)) for job in jobs)}
         sent: dict[int, str | None] = {}
         oldest = 0.0
         with self.engine.connect() as conn:  # Core: the ORM session costs more than the SQL here
             for future in as_completed(futures):
-                job, result = futures[future], future.result()
-                if result is None:  # stopping: hand it back rather than let its lease run out
+                job, (result, took) = futures[future], future.result()
+                if result is None:  # stopping, or the claim is not ours for long enough
                     outbox.release(conn, job.id, self.worker)
+                    keeper.done(job.id)
                 elif result.outcome == SENT:
+                    log.info("%s message %d to %s: sent, try %d, %.2f s", job.channel, job.id,
+                             job.label, job.tries, took)
                     oldest = oldest or time.monotonic()
-                    sent[job.id] = f"{job.channel} to unit {job.unit_code}" if job.first else None
+                    sent[job.id] = f"{job.channel} to {job.label}" if job.first else None
                 else:
-                    self._failed(conn, job, result)
+                    self._failed(conn, job, result, took)
+                    keeper.done(job.id)
                 # results are committed in small groups: fewer round trips, and a crash
                 # re-sends at most a group (the same Message-ID), never loses one
                 if len(sent) >= GROUP or (sent and time.monotonic() - oldest >= GROUP_SECONDS):
-                    self.sent += len(outbox.mark_sent(conn, sent, self.worker, utcnow()))
+                    self._record(conn, sent, keeper)
                     sent, oldest = {}, 0.0
-            self.sent += len(outbox.mark_sent(conn, sent, self.worker, utcnow()))
-        return len(ids)
+            self._record(conn, sent, keeper)
 
-    def _failed(self, conn, job: Job, result: Result) -> None:
+    def _record(self, conn, sent: dict[int, str | None], keeper: lease.Keeper) -> None:
+        self.sent += len(outbox.mark_sent(conn, sent, self.worker, utcnow()))
+        for mid in sent:
+            keeper.done(mid)
+
+    def _failed(self, conn, job: Job, result: Result, took: float) -> None:
         s = self.settings
         status = outbox.mark_failed(conn, job.id, self.worker, utcnow(), result.outcome == PERMANENT,
                                     result.detail, s.dispatch_max_tries, s.dispatch_backoff_base,
                                     s.dispatch_backoff_max)
         self.failed += 1
-        log.warning("%s message %d to unit %s: %s (%s)", job.channel, job.id, job.unit_code,
-                    result.detail, "dead letter" if status == "dead" else "will retry")
+        end = {"dead": "dead letter", "pending": "will retry"}.get(status, "claim lost meanwhile")
+        log.warning("%s message %d to %s: %s, try %d of %d, %.2f s (%s)", job.channel, job.id, job.label,
+                    result.detail, job.tries, s.dispatch_max_tries, took, end)
 
     def _render(self, job: Job) -> Mail | Sms | Result:
         """The message to send, or a temporary failure if it cannot be prepared."""
         s = self.settings
         try:
+            if job.document is not None:
+                return Mail(s.mail_from, job.recipient,
+                            render.document_message(job.document, job.recipient, s.mail_from))
             if job.channel == "sms":
                 return Sms(job.recipient, render.sms_text(job.notice))
             notice, rec = render.with_recording(job.notice, job.recording_path,
@@ -119,14 +151,21 @@ class Dispatcher:
             log.exception("preparing %s message %d failed", job.channel, job.id)
             return Result(TEMPORARY, f"internal: {type(e).__name__}")
 
-    def _send(self, job: Job, message: Mail | Sms | Result,
-              stop: threading.Event | None = None) -> Result | None:
-        """Send one message (in a sending thread); None if stopping before it started."""
+    def _send(self, job: Job, message: Mail | Sms | Result, keeper: lease.Keeper,
+              stop: threading.Event | None = None) -> tuple[Result | None, float]:
+        """Send one message (in a sending thread) and how long it took; None if stopping, or
+        if the claim will not outlast the longest send (it goes back untried)."""
         if stop is not None and stop.is_set():
-            return None
+            return None, 0.0
         if isinstance(message, Result):
-            return message
-        return self._thread_channels()[job.channel].send(message)
+            return message, 0.0
+        if not keeper.usable(job.id, self.worst[job.channel]):
+            if not keeper.lost(job.id):
+                log.warning("message %d: its claim ends too soon to send it safely; handed back", job.id)
+            return None, 0.0
+        started = time.monotonic()
+        result = self._thread_channels()[job.channel].send(message)
+        return result, time.monotonic() - started
 
     def _thread_channels(self) -> dict:
         channels = getattr(self._local, "channels", None)
@@ -150,25 +189,30 @@ class Dispatcher:
             .outerjoin(First, ComplaintRoute.unit_id == First.id)
             .where(M.id.in_(ids)).order_by(M.id))
         jobs = []
-        for m, c, ind, ag, pr, unit, office, route, first_fa in rows:
+        for m, c, ind, ag, pr, unit, office_, route, first_fa in rows:
             notice = render.Notice(
                 kind=m.kind, case_number=c.case_number, filed_at=c.created_at,
                 sla_due_at=c.sla_due_at, indicator_code=ind.code, indicator_fa=ind.name_fa,
                 agency_fa=ag.name_fa, province_fa=pr.name_fa, unit_fa=unit.name_fa,
                 first_unit_fa=first_fa or unit.name_fa,
-                office_code=office.code if office else None, office_fa=office.name_fa if office else None,
-                city_fa=office.city_fa if office else None,
+                office_code=office_.code if office_ else None,
+                office_fa=office_.name_fa if office_ else None, city_fa=office_.city_fa if office_ else None,
                 flag=route.flag if route and m.kind == "complaint" else None,
                 action_url=links.url(self.settings, c.id, unit.id, utcnow()))
-            jobs.append(Job(m.id, m.channel, m.recipient, unit.code, notice, c.recording_path,
-                            c.status == "received"))
+            jobs.append(Job(m.id, m.channel, m.recipient, f"unit {unit.code}", m.tries, notice,
+                            c.recording_path, c.status == "received"))
+        for m, d in session.execute(select(M, Document).join(Document, M.document_id == Document.id)
+                                    .where(M.id.in_(ids)).order_by(M.id)):
+            doc = render.Document(d.key, d.subject, d.text, d.html, d.pdf, d.filename)
+            jobs.append(Job(m.id, m.channel, m.recipient, d.key, m.tries, document=doc))
         return jobs
 
     # ---- loops --------------------------------------------------------------------------
-    def drain(self) -> int:
-        """Send what is due now, once each, and return how many were claimed (`--once`)."""
+    def drain(self, kinds: tuple[str, ...] | None = None) -> int:
+        """Send what is due now (of ``kinds``, default all), once each, and return how many
+        were claimed (`--once`)."""
         total, start = 0, utcnow()  # not what a failure here reschedules: that waits its turn
-        while n := self.run_once(due_by=start):
+        while n := self.run_once(due_by=start, kinds=kinds):
             total += n
         return total
 

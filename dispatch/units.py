@@ -16,7 +16,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, selectinload
 
 from db.models import Agency, Province
-from dispatch import hours as wh
+from clock import hours as wh
 from dispatch.models import UNIT_KINDS, InspectionUnit, UnitContact
 from ivr.anonymity import normalize_number
 

@@ -4,8 +4,7 @@ from alembic import context
 from db.engine import make_engine
 from db.models import Base
 import dispatch.models  # noqa: F401  (the dispatch tables belong to the same metadata)
-import accountability.models  # noqa: F401  (units' actions and report cards, too)
-import reports.models  # noqa: F401
+import accountability.models  # noqa: F401  (units' actions, too)
 
 config = context.config
 target_metadata = Base.metadata

@@ -2,11 +2,11 @@
 from __future__ import annotations
 
 import datetime as dt
-from zoneinfo import ZoneInfo
 
 import jdatetime
 
-TEHRAN = ZoneInfo("Asia/Tehran")
+from clock import TEHRAN  # noqa: F401  (the zone is clock's; importers of it here stay working)
+
 _FA_DIGITS = str.maketrans("0123456789", "۰۱۲۳۴۵۶۷۸۹")
 
 

@@ -1,25 +1,17 @@
 """Each agency's report card for a month: its figures beside all agencies', its rank, its
-provinces and offices; as a page, a PDF and an email to its minister's office and inspection
-manager."""
+provinces and offices; as a page and a PDF, mailed through the outbox (``reports.mail``) to its
+minister's office and inspection manager."""
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 import re
 from dataclasses import dataclass
-from email.header import Header
-from email.mime.application import MIMEApplication
-from email.mime.multipart import MIMEMultipart
-from email.mime.text import MIMEText
-from email.utils import formataddr, formatdate
 from pathlib import Path
 
 import numpy as np
 import yaml
 
 from accountability import figures as fg
-from dispatch.render import CATALOG as DISPATCH_CATALOG
-from dispatch.render import WIRE
 from presentation import fa_digits
 from reports import render
 from reports.monthly import Report, Row, fill, per_office
@@ -98,24 +90,3 @@ def make(report: Report, generated_at: dt.datetime, only: set[str] | None = None
         text = re.sub(r"\n{3,}", "\n\n", render.html("card.txt", **ctx)).strip() + "\n"
         cards.append(Card(row.key, row.name_fa, subject, page, text, render.pdf(page)))
     return cards
-
-
-def email(card: Card, period: str, recipient: str, mail_from: str) -> bytes:
-    """The card as it goes on the wire: the page as HTML, a plain summary, the PDF attached."""
-    body = MIMEMultipart("alternative")
-    body.attach(MIMEText(card.text, "plain", "utf-8"))
-    body.attach(MIMEText(card.html, "html", "utf-8"))
-    msg = MIMEMultipart("mixed")
-    msg.attach(body)
-    pdf = MIMEApplication(card.pdf, "pdf")
-    pdf.add_header("Content-Disposition", "attachment", filename=f"128-card-{card.agency_code}-{period}.pdf")
-    msg.attach(pdf)
-    msg["Subject"] = Header(card.subject, "utf-8")
-    msg["From"] = formataddr((DISPATCH_CATALOG["from_name"], mail_from), charset="utf-8")
-    msg["To"] = recipient
-    msg["Date"] = formatdate(usegmt=True)
-    who = hashlib.sha256(recipient.lower().encode()).hexdigest()[:12]
-    domain = mail_from.rpartition("@")[2] or "favad.localhost"
-    msg["Message-ID"] = f"<card.{period}.{card.agency_code}.{who}@{domain}>"
-    msg["Auto-Submitted"] = "auto-generated"
-    return msg.as_bytes(policy=WIRE)

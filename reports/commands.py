@@ -8,6 +8,7 @@ from pathlib import Path
 
 import click
 
+from clock import utcnow as _now
 from config.cli import fail, load_settings
 from presentation import fa_digits
 
@@ -30,10 +31,6 @@ def _guard(fn):
     return wrapper
 
 
-def _now() -> dt.datetime:
-    return dt.datetime.now(dt.timezone.utc)
-
-
 def _month(value: str | None):
     from reports import months
 
@@ -44,7 +41,7 @@ def _month(value: str | None):
 
 
 def _params(settings):
-    from accountability.calendar import CalendarError, load
+    from clock.calendar import CalendarError, load
     from reports.monthly import Params
 
     try:
@@ -179,28 +176,42 @@ def report_cards(ctx, month, as_of, out, only, send):
     if not send:
         return
     with _session(ctx) as s:
-        queued, missing = mail.queue_cards(s, m.key, made, recipients, settings.mail_from, now)
+        queued, missing = mail.queue_cards(s, m.key, made, recipients, now)
         s.commit()
-        for code in missing:
-            click.echo(f"favad: warning: agency {code} has no recipients in the report recipients "
-                       f"file; its card was not sent", err=True)
-        sent, failed = mail.deliver(s, settings, _now())
-    click.echo(f"{queued} messages queued; {sent} sent, {failed} to retry (`favad report send`)")
+    for code in missing:
+        click.echo(f"favad: warning: agency {code} has no recipients in the report recipients "
+                   f"file; its card was not sent", err=True)
+    sent, failed, _ = _deliver(settings)
+    click.echo(f"{queued} messages queued; {sent} sent, {failed} to retry (the dispatcher retries them)")
+
+
+def _deliver(settings) -> tuple[int, int, dict]:
+    """Send the report cards due now through the outbox; (sent, failed tries, counts)."""
+    from config import ConfigError
+    from dispatch.runner import Dispatcher
+    from reports import mail
+
+    try:
+        dispatcher = Dispatcher(settings)
+    except ConfigError as e:
+        fail(str(e), 2)
+    try:
+        dispatcher.drain(kinds=(mail.KIND,))
+        with dispatcher.Session() as s:
+            counts = mail.counts(s)
+    finally:
+        dispatcher.close()
+    return dispatcher.sent, dispatcher.failed, counts
 
 
 @report.command("send")
 @click.pass_context
 @_guard
 def report_send(ctx):
-    """Send the report cards still waiting (after a mail server was down, say)."""
-    from reports import mail
-
-    settings = load_settings(ctx)
-    with _session(ctx) as s:
-        sent, failed = mail.deliver(s, settings, _now())
-        counts = mail.counts(s)
-    click.echo(f"{sent} sent, {failed} to retry; outbox: "
-               + ("  ".join(f"{k}: {v}" for k, v in sorted(counts.items())) or "empty"))
+    """Send the report cards due now (the dispatcher also sends them, with the other messages)."""
+    sent, failed, counts = _deliver(load_settings(ctx))
+    click.echo(f"{sent} sent, {failed} to retry; report cards in the outbox: "
+               + ("  ".join(f"{k}: {v}" for k, v in sorted(counts.items())) or "none"))
 
 
 @report.command("simulate")

@@ -20,8 +20,8 @@ import numpy as np
 from accountability import bulk
 from accountability import figures as fg
 from accountability.actions import OUTCOMES
-from accountability.calendar import OfficeCalendar
-from presentation import TEHRAN
+from clock.calendar import OfficeCalendar
+from clock import TEHRAN
 from reports import data as db
 from reports.data import MISSING, Columns, Complaints, MonthData, Reference
 from reports.months import Month

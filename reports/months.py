@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 import jdatetime
 
-from presentation import TEHRAN
+from clock import TEHRAN
 
 JALALI_NAMES = ("فروردین", "اردیبهشت", "خرداد", "تیر", "مرداد", "شهریور", "مهر", "آبان", "آذر", "دی",
                 "بهمن", "اسفند")

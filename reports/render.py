@@ -14,7 +14,8 @@ from pathlib import Path
 import jdatetime
 import jinja2
 
-from presentation import TEHRAN, fa_digits, jalali
+from clock import TEHRAN
+from presentation import fa_digits, jalali
 from reports.months import JALALI_NAMES
 
 HERE = Path(__file__).parent
@@ -73,7 +74,7 @@ DAYS_FA = ("شنبه", "یکشنبه", "دوشنبه", "سه‌شنبه", "چه�
 
 def hours_fa(spec: str) -> str:
     """'sat-wed 07:00-14:00' as Persian: 'شنبه تا چهارشنبه، ۷:۰۰ تا ۱۴:۰۰'."""
-    from dispatch import hours as wh
+    from clock import hours as wh
 
     parsed = wh.parse(spec)
     if parsed.always:

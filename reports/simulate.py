@@ -19,12 +19,12 @@ from sqlalchemy import func, insert, select, text
 from sqlalchemy.orm import Session
 
 from accountability.actions import OUTCOMES
-from accountability.calendar import OfficeCalendar
+from clock.calendar import OfficeCalendar
 from accountability.models import UnitAction
 from db.models import (Agency, CallRecord, Complaint, ComplaintEvent, ComplaintRating, Indicator,
                        Office, Province)
 from ivr.tracking import CASE_ALPHABET
-from presentation import TEHRAN
+from clock import TEHRAN
 from reports.months import Month
 
 OUTCOME_WEIGHTS = (30, 30, 6, 10, 24)

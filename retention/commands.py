@@ -21,7 +21,7 @@ def retention():
 @click.pass_context
 @_guard
 def run(ctx, dry_run, as_json):
-    """Delete what is due now (recordings, caller counts and keys, journal leftovers, dead mail bodies)."""
+    """Delete what is due now (recordings, caller counts and keys, journal leftovers)."""
     from retention import sweep
 
     settings = load_settings(ctx)
@@ -50,4 +50,3 @@ def _print(summary: dict, verb: str) -> None:
     click.echo(f"  caller counts: {summary['caller_counts']} rows, caller keys: {summary['caller_keys']}"
                + (f" (months {months})" if months else ""))
     click.echo(f"  journal temp files: {summary['journal_temp_files']}")
-    click.echo(f"  dead report card bodies: {summary['dead_report_bodies']}")

@@ -19,7 +19,6 @@ from config import Settings
 from db.models import CallerCount, Complaint, ComplaintEvent
 from ivr.callers import forget_month
 from ivr.keyring import month_of
-from reports.models import ReportMessage
 
 log = logging.getLogger(__name__)
 ACTOR = "retention"
@@ -45,7 +44,6 @@ class Plan:
     recordings: list[Recording] = field(default_factory=list)
     months: list[Month] = field(default_factory=list)
     temp_files: list[Path] = field(default_factory=list)
-    dead_bodies: list[int] = field(default_factory=list)  # report_messages ids
 
     def summary(self) -> dict:
         """Counts per kind, the case numbers of the recordings and the months: never a code or hash."""
@@ -54,20 +52,19 @@ class Plan:
                 "caller_months": [m.period for m in self.months],
                 "caller_counts": sum(m.counts for m in self.months),
                 "caller_keys": sum(m.key for m in self.months),
-                "journal_temp_files": len(self.temp_files),
-                "dead_report_bodies": len(self.dead_bodies)}
+                "journal_temp_files": len(self.temp_files)}
 
 
 def plan(settings: Settings, s: Session, now: dt.datetime) -> Plan:
     """Everything due at ``now``; nothing is changed."""
     return Plan(due_recordings(settings, s, now), due_months(settings, s, now),
-                due_temp_files(settings, now), due_dead_bodies(settings, s, now))
+                due_temp_files(settings, now))
 
 
 def apply(settings: Settings, s: Session, due: Plan, now: dt.datetime) -> Plan:
     """Delete what ``due`` lists; what was deleted. Commits."""
     return Plan(delete_recordings(settings, s, due.recordings, now), forget_months(settings, s, due.months, now),
-                delete_temp_files(due.temp_files, now), empty_dead_bodies(settings, s, due.dead_bodies, now))
+                delete_temp_files(due.temp_files, now))
 
 
 # ---- recordings, N days after their complaint was resolved ------------------------------------
@@ -175,25 +172,3 @@ def delete_temp_files(due: list[Path], now: dt.datetime) -> list[Path]:
             continue
         done.append(p)
     return done
-
-
-# ---- bodies of dead report cards --------------------------------------------------------------
-def due_dead_bodies(settings: Settings, s: Session, now: dt.datetime) -> list[int]:
-    """Report cards given up on more than N days ago that still hold their message. A dead
-    row's ``next_attempt_at`` is the time of its last try."""
-    cutoff = now - dt.timedelta(days=settings.retention_dead_days)
-    M = ReportMessage
-    return list(s.scalars(select(M.id).where(M.status == "dead", M.next_attempt_at <= cutoff, M.message != b"")
-                          .order_by(M.id)))
-
-
-def empty_dead_bodies(settings: Settings, s: Session, due: list[int], now: dt.datetime) -> list[int]:
-    """Empty the bodies (the column is NOT NULL; an empty body says the same); the row stays
-    for the figures."""
-    if not due:
-        return []
-    M = ReportMessage
-    done = list(s.scalars(update(M).where(M.id.in_(due), M.status == "dead").values(message=b"")
-                          .returning(M.id)))
-    s.commit()
-    return sorted(done)

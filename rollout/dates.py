@@ -6,7 +6,7 @@ import re
 
 import jdatetime
 
-from presentation import TEHRAN
+from clock import today as today_in_tehran  # noqa: F401  (dialplan/ and rollout/ import it here)
 
 _DIGITS = str.maketrans("۰۱۲۳۴۵۶۷۸۹٠١٢٣٤٥٦٧٨٩", "01234567890123456789")
 _DATE = re.compile(r"^\s*(\d{4})[-/.](\d{1,2})[-/.](\d{1,2})\s*$")
@@ -15,10 +15,6 @@ JALALI_BEFORE = 1700  # a year below this is a Jalali year (Gregorian dates here
 
 class DateError(ValueError):
     """Not a date an admin could mean; the message says what is accepted."""
-
-
-def today_in_tehran(now: dt.datetime | None = None) -> dt.date:
-    return (now or dt.datetime.now(dt.timezone.utc)).astimezone(TEHRAN).date()
 
 
 def parse_date(text: str, now: dt.datetime | None = None) -> dt.date:

@@ -9,7 +9,7 @@ from click.testing import CliRunner
 from sqlalchemy import func, select
 
 from accountability import actions
-from accountability.calendar import CalendarError, load, parse
+from clock.calendar import CalendarError, load, parse
 from accountability.figures import MET, MISSED, PENDING, clocks, p90, share, timeline
 from accountability.commands import os_user
 from accountability.models import UnitAction
@@ -19,7 +19,7 @@ from complaints.filing import file_complaint
 from dispatch.models import ComplaintRoute, InspectionUnit, OutboxMessage
 from dispatch.units import load_demo_units
 from ivr.events import ComplaintDraft
-from presentation import TEHRAN
+from clock import TEHRAN
 
 # 1404-07-21 (Monday 13 October 2025) is a holiday in this calendar; the week is Sat-Wed 07-14
 CALENDAR = parse('hours = "sat-wed 07:00-14:00"\n[holidays]\n"1404-07-21" = "test holiday"\n')

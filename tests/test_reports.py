@@ -11,17 +11,18 @@ import email
 import email.policy
 import io
 import subprocess
+import time
 
 import pytest
 from click.testing import CliRunner
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from accountability import actions
-from accountability.calendar import parse as parse_calendar
+from clock.calendar import parse as parse_calendar
 from db.engine import make_engine, make_sessionmaker
 from db.models import Agency, CallRecord, Complaint, ComplaintEvent, ComplaintRating, Indicator, Office, Province
 from ivr.tracking import new_case_number
-from presentation import TEHRAN
+from clock import TEHRAN
 from reports import months
 from reports.monthly import Params, from_db
 
@@ -376,43 +377,51 @@ def test_report_cards_are_mailed_once_to_each_agencys_recipients(month_db, tmp_p
 
 
 @SQLITE_ONLY
-def test_a_mail_server_that_is_down_leaves_cards_waiting_then_sends_them(month_db, tmp_path):
-    from dispatch.channels.base import PERMANENT, SENT, TEMPORARY, Result
+def test_report_cards_go_through_the_one_outbox_retried_and_dead_lettered_like_any_message(month_db):
+    from dispatch.loopback import SmtpSink
+    from dispatch.models import Document, OutboxMessage
+    from dispatch.runner import Dispatcher
     from reports import cards, mail
-    from reports.models import ReportMessage
 
     settings, Session = month_db
-
-    class Flaky:
-        def __init__(self, outcomes):
-            self.outcomes, self.sent = list(outcomes), []
-
-        def send(self, m):
-            outcome = self.outcomes.pop(0)
-            if outcome == SENT:
-                self.sent.append(m.recipient)
-            return Result(outcome, "test")
-
-        def close(self):
-            pass
-
+    smtp = SmtpSink().start()
+    smtp.replies = ["451 4.3.0 try later"]  # the first card waits, the second is refused for good
+    smtp.refuse = {"b@example.ir": "550 5.1.1 no such user"}
+    fast = dataclasses.replace(settings, smtp_host="127.0.0.1", smtp_port=smtp.port, smtp_security="none",
+                               smtp_timeout=2, dispatch_lease=30, dispatch_backoff_base=0.05,
+                               dispatch_backoff_max=0.05, dispatch_max_tries=3)
     now = dt.datetime(2025, 10, 23, 6, 0, tzinfo=dt.timezone.utc)
-    with Session() as s:
-        rep = from_db(s, months.parse("1404-07"), Params(parse_calendar(CALENDAR_TOML)), AS_OF)
-        [card] = [c for c in cards.make(dataclasses.replace(rep, agencies=rep.agencies[:1]), now)]
-        queued, _ = mail.queue_cards(s, "1404-07", [card], {card.agency_code: [("minister_office", "a@example.ir"),
-                                                                                 ("inspection_manager", "b@example.ir")]},
-                                     settings.mail_from, now)
-        s.commit()
-        assert queued == 2
-        fast = dataclasses.replace(settings, dispatch_backoff_base=60, dispatch_max_tries=3)
-        assert mail.deliver(s, fast, now, Flaky([TEMPORARY, PERMANENT])) == (0, 2)
-        assert mail.counts(s) == {"pending": 1, "dead": 1}
-        assert mail.deliver(s, fast, now, Flaky([])) == (0, 0)  # not due yet: backing off
-        later = Flaky([SENT])
-        assert mail.deliver(s, fast, now + dt.timedelta(minutes=5), later) == (1, 0)
-        assert later.sent == ["a@example.ir"] and mail.counts(s) == {"sent": 1, "dead": 1}
-        assert s.scalar(select(ReportMessage.last_error).where(ReportMessage.status == "dead")) == "test"
+    d = Dispatcher(fast)
+    try:
+        with Session() as s:
+            rep = from_db(s, months.parse("1404-07"), Params(parse_calendar(CALENDAR_TOML)), AS_OF)
+            [card] = cards.make(dataclasses.replace(rep, agencies=rep.agencies[:1]), now)
+            to = {card.agency_code: [("minister_office", "a@example.ir"), ("inspection_manager", "b@example.ir")]}
+            assert mail.queue_cards(s, "1404-07", [card], to, now) == (2, [])
+            assert mail.queue_cards(s, "1404-07", [card], to, now) == (0, [])  # once per recipient
+            s.commit()
+            # the rows hold no text: one document for the card, two messages pointing at it
+            assert s.scalar(select(func.count()).select_from(Document)) == 1
+        d.drain(kinds=(mail.KIND,))
+        with Session() as s:
+            assert mail.counts(s) == {"pending": 1, "dead": 1}
+        end = time.monotonic() + 5
+        while time.monotonic() < end and not smtp.messages:
+            time.sleep(0.06)
+            d.drain(kinds=(mail.KIND,))
+        [sent] = smtp.messages
+        assert sent.fields["rcpt_tos"] == ["a@example.ir"]
+        msg = email.message_from_bytes(sent.fields["content"], policy=email.policy.default)
+        assert msg["Message-ID"].startswith(f"<card.1404-07.{card.agency_code}.")
+        [pdf] = [p for p in msg.iter_attachments() if p.get_content_type() == "application/pdf"]
+        assert pdf.get_content() == card.pdf
+        with Session() as s:
+            assert mail.counts(s) == {"sent": 1, "dead": 1}
+            dead = s.scalar(select(OutboxMessage).where(OutboxMessage.status == "dead"))
+            assert dead.last_error.startswith("smtp 550") and dead.tries == 1
+    finally:
+        d.close()
+        smtp.stop()
 
 
 @SQLITE_ONLY

@@ -14,11 +14,10 @@ from sqlalchemy import select
 from accountability import actions
 from conftest import favad_env
 from db.engine import make_engine, make_sessionmaker
-from db.models import Agency, CallerCount, Complaint, ComplaintEvent
+from db.models import CallerCount, Complaint, ComplaintEvent
 from complaints.filing import file_complaint
 from ivr.events import ComplaintDraft
 from ivr.keyring import month_of
-from reports.models import ReportMessage
 from retention import sweep
 
 DAY = dt.timedelta(days=1)
@@ -71,13 +70,6 @@ def _seed(settings, Session, now: dt.datetime) -> dict:
         for period, day in ((old, (now - 70 * DAY).date()), (current, now.date())):
             s.add_all(CallerCount(period=period, day=day, caller_hash=f"{i:064x}", complaints=1, guesses=0)
                       for i in range(3))
-        agency = s.scalar(select(Agency.id).order_by(Agency.id))
-        dead = settings.retention_dead_days
-        for i, (status, last_try) in enumerate((("dead", now - (dead + 1) * DAY), ("dead", now - (dead - 1) * DAY),
-                                                 ("sent", now - 200 * DAY), ("pending", now - 200 * DAY))):
-            s.add(ReportMessage(kind="report_card", period="1404-01", agency_id=agency, role="minister_office",
-                                recipient=f"r{i}@example.ir", message=b"card", status=status, tries=15,
-                                created_at=last_try - DAY, next_attempt_at=last_try))
         s.commit()
     journal = settings.data_dir + "/journal"
     os.makedirs(journal, exist_ok=True)
@@ -97,12 +89,11 @@ def _state(settings, Session, seeded) -> dict:
     with Session() as s:
         recordings = dict(s.execute(select(Complaint.case_number, Complaint.recording_path)).all())
         counts = sorted(set(s.scalars(select(CallerCount.period))))
-        bodies = dict(s.execute(select(ReportMessage.recipient, ReportMessage.message)).all())
     keys = sorted(p.name for p in settings.keys_path.glob("caller-*.key"))
     files = sorted(os.path.basename(p) for p in seeded["files"].values() if os.path.exists(p))
     return {"recordings": {k: v for k, v in recordings.items() if v},
             "files_on_disk": sorted(p.name for p in settings.recordings_path.iterdir()),
-            "counts": counts, "keys": keys, "journal": files, "bodies": bodies}
+            "counts": counts, "keys": keys, "journal": files}
 
 
 def test_retention_deletes_what_is_due_and_nothing_else(migrated, Session):
@@ -114,7 +105,7 @@ def test_retention_deletes_what_is_due_and_nothing_else(migrated, Session):
     summary = due.summary()
     assert summary == {"recordings": 2, "recording_cases": sorted([cases["old"], cases["elsewhere"]]),
                        "caller_months": [seeded["old"]], "caller_counts": 3, "caller_keys": 1,
-                       "journal_temp_files": 1, "dead_report_bodies": 1}
+                       "journal_temp_files": 1}
 
     with Session() as s:
         done = sweep.apply(migrated, s, due, now)
@@ -125,8 +116,6 @@ def test_retention_deletes_what_is_due_and_nothing_else(migrated, Session):
     assert left["counts"] == [seeded["current"]]
     assert f"caller-{seeded['old']}.key" not in left["keys"] and f"caller-{seeded['current']}.key" in left["keys"]
     assert left["journal"] == [".new.json.tmp", "20250101T000000000000-complaint-0a1b2c3d.json"]  # entries stay
-    assert left["bodies"] == {"r0@example.ir": b"", "r1@example.ir": b"card", "r2@example.ir": b"card",
-                              "r3@example.ir": b"card"}
     with Session() as s:  # the history says so; the status stays
         rows = s.execute(select(Complaint.case_number, Complaint.status, ComplaintEvent.status, ComplaintEvent.actor)
                          .join(ComplaintEvent).where(ComplaintEvent.kind == "recording_deleted")).all()
@@ -149,7 +138,7 @@ def test_the_dry_run_lists_exactly_what_the_real_run_deletes(migrated, Session):
     assert "would delete:" in dry.output
     assert f"recordings of resolved complaints: 2 ({', '.join(sorted([seeded['cases']['old'], seeded['cases']['elsewhere']]))})" in dry.output
     assert f"caller counts: 3 rows, caller keys: 1 (months {seeded['old']})" in dry.output
-    assert "journal temp files: 1" in dry.output and "dead report card bodies: 1" in dry.output
+    assert "journal temp files: 1" in dry.output
     with Session() as s:  # what identifies a caller is never printed
         assert not any(h in dry.output for h in s.scalars(select(Complaint.code_hash)))
 

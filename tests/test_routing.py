@@ -9,13 +9,14 @@ from sqlalchemy import select
 
 from db.engine import make_engine, make_sessionmaker
 from complaints.filing import file_complaint
-from dispatch import hours as wh
+from clock import TEHRAN
+from clock import hours as wh
+from clock.calendar import OfficeCalendar
 from dispatch.models import ComplaintRoute, InspectionUnit, OutboxMessage
 from dispatch.routing import NO_AGENCY_UNIT, UNROUTED, route
 from dispatch.units import UnitsError, UnitSpec, apply, current, load_demo_units, read, validate, write
 from ivr.events import ComplaintDraft
 
-TEHRAN = wh.TEHRAN
 NOW = dt.datetime(2026, 11, 28, 6, 0, tzinfo=dt.timezone.utc)  # a Saturday, 09:30 in Tehran
 
 
@@ -51,13 +52,22 @@ def tehran(y, m, d, h, mi=0):
 
 
 def test_hours_follow_the_iranian_week_in_tehran_time():
-    h = wh.parse("sat-wed 07:30-14:30, thu 07:30-12:30")
-    assert wh.next_open(h, tehran(2026, 11, 28, 9)) == tehran(2026, 11, 28, 9)  # Saturday morning
-    assert wh.next_open(h, tehran(2026, 11, 28, 15)) == tehran(2026, 11, 29, 7, 30)  # after hours
-    assert wh.next_open(h, tehran(2026, 12, 3, 13)) == tehran(2026, 12, 5, 7, 30)  # Thu noon -> Sat
-    assert wh.next_open(h, tehran(2026, 12, 4, 10)) == tehran(2026, 12, 5, 7, 30)  # Friday
+    cal = OfficeCalendar(wh.parse("sat-wed 07:30-14:30, thu 07:30-12:30"), frozenset())
+    assert cal.next_open(tehran(2026, 11, 28, 9)) == tehran(2026, 11, 28, 9)  # Saturday morning
+    assert cal.next_open(tehran(2026, 11, 28, 15)) == tehran(2026, 11, 29, 7, 30)  # after hours
+    assert cal.next_open(tehran(2026, 12, 3, 13)) == tehran(2026, 12, 5, 7, 30)  # Thu noon -> Sat
+    assert cal.next_open(tehran(2026, 12, 4, 10)) == tehran(2026, 12, 5, 7, 30)  # Friday
     assert wh.parse("fri-sun 08:00-09:00").windows == ((4, 480, 540), (5, 480, 540), (6, 480, 540))
-    assert wh.parse("").always and wh.next_open(wh.parse(""), NOW) == NOW
+    always = cal.for_hours("")
+    assert always.hours.always and always.next_open(NOW) == NOW
+
+
+def test_a_units_next_working_hour_skips_a_night_and_then_a_holiday():
+    # Tuesday 2026-12-01 at 22:00: the night, then Wednesday is a holiday: Saturday 07:30
+    # (Thursday and Friday are not working days for this unit)
+    cal = OfficeCalendar(wh.parse("sat-wed 07:30-14:30"), frozenset({dt.date(2026, 12, 2)}))
+    assert cal.next_open(tehran(2026, 12, 1, 22)) == tehran(2026, 12, 5, 7, 30)
+    assert cal.for_hours("sat-thu 08:00-12:00").next_open(tehran(2026, 12, 1, 22)) == tehran(2026, 12, 3, 8)
 
 
 @pytest.mark.parametrize("spec", ["sat-wed", "mon 9-5", "xyz 08:00-09:00", "sat 14:00-08:00", "sat 08:00-25:00"])

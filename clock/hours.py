@@ -1,17 +1,13 @@
-"""Working hours of an inspection unit, in Tehran time: "sat-wed 07:30-14:30, thu 07:30-12:30".
+"""Working hours as written, in Tehran time: "sat-wed 07:30-14:30, thu 07:30-12:30".
 
 Days follow the Iranian week (sat ... fri), so "sat-wed" is five days. An empty spec means
-always open. SMS to a unit waits for its hours and its escalation clock starts at its opening,
-so nobody's phone rings at 3 a.m. and no unit is escalated for a night it was closed.
+always open. The notation only: what is open when, holidays included, is ``clock.calendar``.
 """
 from __future__ import annotations
 
-import datetime as dt
 import re
 from dataclasses import dataclass
-from zoneinfo import ZoneInfo
 
-TEHRAN = ZoneInfo("Asia/Tehran")
 DAYS = ("sat", "sun", "mon", "tue", "wed", "thu", "fri")
 _PY_WEEKDAY = {d: (5 + i) % 7 for i, d in enumerate(DAYS)}  # datetime.weekday() of each day
 _PART = re.compile(r"^(?P<d1>[a-z]{3})(?:-(?P<d2>[a-z]{3}))?\s+(?P<h1>\d{1,2}):(?P<m1>\d\d)"
@@ -54,23 +50,3 @@ def parse(spec: str | None) -> Hours:
         for k in range(i, (j if j >= i else j + 7) + 1):
             windows.append((_PY_WEEKDAY[DAYS[k % 7]], start, end))
     return Hours(tuple(sorted(windows)))
-
-
-def next_open(hours: Hours, at: dt.datetime) -> dt.datetime:
-    """``at`` if the unit is open then, else the start of its next working window (UTC)."""
-    if hours.always:
-        return at
-    local = at.astimezone(TEHRAN)
-    for day in range(8):
-        date = (local + dt.timedelta(days=day)).date()
-        for weekday, start, end in hours.windows:
-            if weekday != date.weekday():
-                continue
-            midnight = dt.datetime.combine(date, dt.time(), TEHRAN)
-            opens = midnight + dt.timedelta(minutes=start)
-            closes = midnight + dt.timedelta(minutes=end)
-            if opens <= local < closes:
-                return at
-            if local < opens:
-                return opens.astimezone(dt.timezone.utc)
-    raise AssertionError("a non-empty week always opens within 8 days")

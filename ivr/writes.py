@@ -52,18 +52,20 @@ class Writes:
         fresh: list[tuple[int, dict, filing.NewComplaint]] = []
         calls = []
         for i, (kind, entry) in enumerate(jobs):
-            if kind == "complaint":
-                try:
-                    fresh.append((i, entry, self._complaint(entry, ids)))
-                except LookupError:  # not in the cache: the careful path looks again
+            try:
+                if kind == "complaint":
                     try:
+                        fresh.append((i, entry, self._complaint(entry, ids)))
+                    except LookupError:  # not in the cache: the careful path looks again
                         results[i] = self.one(s, kind, entry)
-                    except LookupError as e:  # gone for good: this caller hears the apology, not the batch
-                        results[i] = e
-            elif kind == "call":
-                calls.append(_call_row(entry))
-            else:
-                results[i] = self.one(s, kind, entry)
+                elif kind == "call":
+                    calls.append(_call_row(entry))
+                else:
+                    results[i] = self.one(s, kind, entry)
+            except (LookupError, TypeError, ValueError) as e:
+                # refused before any write (reference data gone for good, or a malformed journal
+                # entry): this job alone fails, not the callers batched with it
+                results[i] = e
         filing.write(s, [c for _, _, c in fresh], self._plan(s))
         for i, entry, _ in fresh:
             results[i] = entry["code_hash"]

@@ -157,3 +157,19 @@ def test_an_office_added_after_the_cache_was_loaded_is_found_not_dropped(backend
     (code,) = commit(backend, [("complaint", entry(ComplaintDraft("28", "101", "280199", "disrespect", None)))])
     complaint, events, _, _ = stored(backend, code)
     assert complaint[3] == office_id and events[0].note is None
+
+
+def test_a_malformed_replayed_entry_fails_alone_and_the_callers_beside_it_are_stored(backend):
+    good = [entry(DRAFTS[0]), entry(DRAFTS[2])]
+    bad_time = {**entry(DRAFTS[1]), "created_at": "yesterday"}
+    bad_draft = {**entry(DRAFTS[1]), "draft": {"province": "28"}}
+    bad_call = {"started_at": None, "province_code": "28", "outcome": "abandoned", "duration_s": 1}
+    batch = [("complaint", good[0]), ("complaint", bad_time), ("complaint", bad_draft), ("call", bad_call),
+             ("complaint", good[1])]
+    futures = [(kind, e, Future()) for kind, e in batch]
+    backend.writer._commit(futures)
+    assert isinstance(futures[1][2].exception(5), ValueError)
+    assert isinstance(futures[2][2].exception(5), TypeError)
+    assert isinstance(futures[3][2].exception(5), TypeError)
+    assert [futures[i][2].result(5) for i in (0, 4)] == [g["code_hash"] for g in good]
+    assert count(backend, Complaint) == 2

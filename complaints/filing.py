@@ -18,6 +18,7 @@ from typing import Protocol
 from sqlalchemy import insert, select
 from sqlalchemy.orm import Session
 
+from clock.calendar import OfficeCalendar, load as load_calendar
 from db import store
 from db.models import Complaint, ComplaintEvent
 from dispatch.models import ComplaintRoute, OutboxMessage
@@ -46,7 +47,7 @@ class NewComplaint:
     note: str | None = None
 
 
-def sla_due(calendar, created: dt.datetime, hours: float) -> dt.datetime:
+def sla_due(calendar: OfficeCalendar, created: dt.datetime, hours: float) -> dt.datetime:
     """The unit's deadline: ``hours`` office hours on the office calendar, as the figures count them."""
     return calendar.add(created, hours * 60)
 
@@ -121,16 +122,15 @@ def file_one(s: Session, c: NewComplaint, plan: PlanFor,
 
 
 def file_complaint(s: Session, draft: Draft, now: dt.datetime, sla_hours: float = 3.0,
-                   code_hash: str | None = None, calendar=None) -> Complaint:
+                   code_hash: str | None = None, calendar: OfficeCalendar | None = None) -> Complaint:
     """File one complaint through ``file_one`` and commit, its hours counted on ``calendar``
     (the packaged office calendar by default), for tests, benchmarks and tools. ``code_hash``:
     the keyed hash of a caller's code (``ivr.keyring.code_hash``); none: a complaint nobody
     follows up by phone."""
-    from accountability.calendar import load
-
-    c = new_complaint(draft, now, sla_due(calendar or load(), now, sla_hours),
+    calendar = calendar or load_calendar()
+    c = new_complaint(draft, now, sla_due(calendar, now, sla_hours),
                       code_hash or secrets.token_hex(32), new_case_number(), store.reference_ids(s),
                       office_gone_ok=True)
-    complaint_id, _ = file_one(s, c, lambda agency_id, province_id: plan_for(s, agency_id, province_id))
+    complaint_id, _ = file_one(s, c, lambda agency_id, province_id: plan_for(s, agency_id, province_id, calendar))
     s.commit()
     return s.get(Complaint, complaint_id)

@@ -18,9 +18,9 @@ from pathlib import Path
 
 from sqlalchemy.exc import DBAPIError, IntegrityError
 
-from accountability.calendar import load as office_calendar
+from clock import TEHRAN, today as tehran_today, utcnow  # noqa: F401 (db/commands.py imports tehran_today)
+from clock.calendar import load as office_calendar
 from config import Settings
-from presentation import TEHRAN
 from db import store
 from db.engine import make_engine, make_sessionmaker
 from db.writer import GroupWriter
@@ -53,15 +53,6 @@ WRITE_TIMEOUT = 10.0  # seconds a caller may wait for the database before the jo
 ORIGINALS_MAX_AGE = 1200.0  # seconds: an undisguised recording older than any call is a leftover
 SWEEP_EVERY = 60.0
 RETENTION_EVERY = 3600.0  # seconds: what retention deletes is due by the day, not the minute
-
-
-def utcnow() -> dt.datetime:
-    return dt.datetime.now(dt.timezone.utc)
-
-
-def tehran_today() -> dt.date:
-    """Activation dates are Tehran's days: a province goes live at local midnight."""
-    return utcnow().astimezone(TEHRAN).date()
 
 
 @dataclass
@@ -97,7 +88,7 @@ class Backend:
         self._swept_at = 0.0
         self._retained_at: float | None = None  # the first look is at the first housekeeping
         self._legacy: frozenset[str] | None = None
-        self.reference = Reference(self.Session, tehran_today)
+        self.reference = Reference(self.Session, tehran_today, self.calendar)  # a province goes live at Tehran's midnight
         self.reference.load()
         self.writes = Writes(self.reference, self.calendar, settings.sla_hours, self.code_hash)
         self.writer = GroupWriter(self.Session, self.writes.one, self.writes.batch)

@@ -20,6 +20,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from db import store
 from db.models import Agency, Indicator, Office, Province
+from clock.calendar import OfficeCalendar
 from dispatch.outbox import Plan, plan_for
 from ivr.directory import Directory, OfficeInfo
 
@@ -46,9 +47,11 @@ def load_directory(s: Session, today: dt.date) -> Directory:
 
 
 class Reference:
-    def __init__(self, Session: sessionmaker, today: Callable[[], dt.date], ttl: float = TTL):
+    def __init__(self, Session: sessionmaker, today: Callable[[], dt.date],
+                 calendar: OfficeCalendar | None = None, ttl: float = TTL):
         self.Session = Session
         self.today = today
+        self.calendar = calendar  # whose holidays an SMS and the escalation clock wait out
         self.ttl = ttl
         self._lock = threading.Lock()
         self._loaded_at = float("-inf")
@@ -99,5 +102,5 @@ class Reference:
         """The route of complaints about an agency in a province, looked up once per load."""
         key = (agency_id, province_id)
         if (p := self._plans.get(key)) is None:
-            p = self._plans[key] = plan_for(s, agency_id, province_id)
+            p = self._plans[key] = plan_for(s, agency_id, province_id, self.calendar)
         return p

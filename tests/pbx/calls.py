@@ -37,12 +37,15 @@ class Call:
         assert m.get("Response") == "Success", f"originate failed: {m.headers}"
         return self
 
-    def wait_hangup(self, timeout: float = 180) -> "Call":
+    def wait_hangup(self, timeout: float = 180, read: bool = True) -> "Call":
         if not self.channel:
             self.wait_answered()
         self.ami.wait_event(lambda e: e.get("Event") == "Hangup" and e.get("Channel") == self.channel,
                             timeout, f"the hangup of {self.channel}")
-        return self.read_log()
+        if read:
+            time.sleep(0.5)  # Asterisk's logger thread writes the last lines a moment later
+            self.read_log()
+        return self
 
     def read_log(self) -> "Call":
         """This call's AGI session from the full log (after `agi set debug on`)."""
@@ -120,4 +123,7 @@ def cdr_rows(pbx: Pbx) -> list[list[str]]:
 def wait_all(calls: list[Call], timeout: float = 240) -> None:
     deadline = time.monotonic() + timeout
     for c in calls:
-        c.wait_hangup(max(1.0, deadline - time.monotonic()))
+        c.wait_hangup(max(1.0, deadline - time.monotonic()), read=False)
+    time.sleep(1)  # Asterisk's logger thread writes the last lines a moment later
+    for c in calls:
+        c.read_log()

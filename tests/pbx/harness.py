@@ -225,8 +225,9 @@ class Ami:
     def wait_event(self, match, timeout: float, what: str) -> Message:
         """The first kept event (past or future) for which ``match(event)`` is true."""
         with self.cond:
-            found = self.cond.wait_for(lambda: next((e for e in self.events if match(e)), None) or self.closed,
-                                       timeout)
+            def found_or_closed():
+                return next((e for e in self.events if match(e)), None) or self.closed
+            found = self.cond.wait_for(found_or_closed, timeout)
             if not isinstance(found, Message):
                 raise TimeoutError(f"timed out after {timeout:.0f} s waiting for {what}")
             return found

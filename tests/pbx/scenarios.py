@@ -15,6 +15,10 @@ FILE_BY_AGENCY = "1 * - 102# 1 7 2 1"       # ..., office unknown, agency 102, c
 FILE_WITH_VOICE = "1 280101# 1 4 1 - - - # 1"
 VOICE_AT = 9  # the caller speaks before its 9th group
 
+# the same, typed without waiting for the agency question (indicator 6, to tell it apart)
+TYPED_ON = "1 * 102# 1 6 2 1"
+TYPED_ON_INDICATOR = "work_postponed"
+
 LOAD_CALLS = 50
 
 # name -> (keys, options)
@@ -36,6 +40,8 @@ WAVE: dict[str, tuple[str, dict]] = {
     "plain-silence": ("-", {"hold": 90, "agi": "favad-agi-plain"}),
     "plain-invalid": ("7 7 7", {"hold": 60, "agi": "favad-agi-plain"}),
     "classic": (FILE_BY_OFFICE, {"context": "favad-classic"}),
+    # '*' and the agency code 3 s apart: one GET DATA entry on a real Asterisk
+    "agency-typed-on": (TYPED_ON, {}),
 }
 WAVE.update({f"load-{n:02d}": (FILE_BY_OFFICE, {"cid": f"0912{n:07d}"}) for n in range(LOAD_CALLS)})
 

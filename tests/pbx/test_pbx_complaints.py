@@ -5,14 +5,17 @@ import json
 import re
 
 from .calls import CALLER, cdr_rows
-from .scenarios import FILED, LOAD_CALLS
+import pytest
+
+from .scenarios import FILED, LOAD_CALLS, TYPED_ON_INDICATOR
 
 CLASSIC_HEADER = "agi_request: favad-agi"
 
 
 def new_complaints(wave) -> list[dict]:
+    """What the wave stored, but for the typed-on agency call (a known defect, below)."""
     seen = {c["case_number"] for c in wave.before}
-    return [c for c in wave.after if c["case_number"] not in seen]
+    return [c for c in wave.after if c["case_number"] not in seen and c["indicator"] != TYPED_ON_INDICATOR]
 
 
 def test_every_filing_caller_hears_a_code_of_their_own_and_each_is_stored_once(wave):
@@ -44,6 +47,21 @@ def test_a_complaint_by_agency_code(wave):
     assert "GET DATA favad/enter-agency-code 5000 4" in call.commands, call.played
     (c,) = [c for c in new_complaints(wave) if c["indicator"] == "employee_absent"]
     assert c["agency"] == "102" and c["office"] in (None, ""), c
+
+
+def test_on_asterisk_a_star_does_not_end_get_data(wave):
+    """pbxsim's caller ends an entry with its key group; Asterisk's GET DATA ends only on '#', the
+    maximum or 5 s of silence, so '*' and an agency code typed 3 s later are one entry."""
+    call = wave.calls["agency-typed-on"]
+    office = [x.reply for x in call.exchanges if x.command.startswith("GET DATA favad/enter-office-code")]
+    assert office[0] == "200 result=*102", office
+
+
+@pytest.mark.xfail(strict=True, reason="found on the real PBX: the flow takes '*102' as '*' and asks "
+                   "for the agency again, dropping the code already typed (ivr/flow.py _choose_office)")
+def test_an_agency_code_typed_right_after_the_star_is_taken(wave):
+    filed = [c for c in wave.after if c["indicator"] == TYPED_ON_INDICATOR]
+    assert [c["agency"] for c in filed] == ["102"]
 
 
 def test_a_voice_description_is_recorded_by_asterisk_and_kept(wave, pbx):
@@ -83,5 +101,5 @@ def test_monitor_json_during_the_wave_shows_the_calls_and_no_caller(wave):
     assert "favad-operators" in text
     ivr = snap["ami"]["ivr"]
     assert ivr["calls"] >= 50 and len(ivr["list"]) == ivr["calls"], ivr["by_step"]
-    assert set(ivr["by_step"]) <= {"main", "office", "confirm_office", "indicator", "recording", "summary",
-                                   "filed"}, ivr["by_step"]
+    steps = {"main", "office", "agency", "confirm_office", "indicator", "recording", "summary", "filed"}
+    assert set(ivr["by_step"]) <= steps, ivr["by_step"]

@@ -8,8 +8,13 @@ import pytest
 from .calls import place
 from .harness import wait_for
 from .scenarios import FILED
+from .test_pbx_complaints import new_complaints
 
 HANGUPS = ["hangup-main", "hangup-office", "hangup-confirm", "hangup-recording", "hangup-summary"]
+
+
+def queue_events(ami, event: str, call) -> list:
+    return [e for e in list(ami.events) if e.get("Event") == event and e.get("Channel") == call.channel]
 
 
 def outcomes(favad) -> list[str]:
@@ -44,8 +49,7 @@ def test_hangups_leave_no_complaint_no_recording_and_no_channel(wave, favad, pbx
     stray = record[0].command.split()[2].rsplit("/", 1)[1]
     assert not [p for p in favad.pbx.recordings.iterdir() if p.name.startswith(stray)]
     assert len(list(favad.pbx.recordings.iterdir())) == 1  # the voice caller's, nothing else
-    kept = {c["case_number"] for c in wave.before} | {c["case_number"] for c in wave.after}
-    assert len(kept) == len(wave.before) + len(FILED)  # nothing from the hangups
+    assert len(new_complaints(wave)) == len(FILED)  # nothing from the hangups
     assert outcomes(favad).count("abandoned") >= len(HANGUPS)
     wait_for(lambda: live_channels(pbx) == 0, 20, "no channel left on the PBX")
 
@@ -56,7 +60,7 @@ def test_silence_is_asked_again_then_handed_to_the_operator(wave, ami):
     assert [x.reply for x in call.exchanges if x.command.startswith("GET DATA")][0] == "200 result= (timeout)"
     assert call.played[-1] == "favad/transfer-operator"
     assert 'SET VARIABLE FAVAD_NEXT "operator"' in call.commands
-    joined = [e for e in ami.events if e.get("Event") == "QueueCallerJoin" and e.get("Channel") == call.channel]
+    joined = queue_events(ami, "QueueCallerJoin", call)
     assert joined and joined[0].get("Queue") == "favad-operators"
 
 
@@ -76,11 +80,11 @@ def test_without_an_operator_silence_and_wrong_keys_end_in_the_goodbye(wave):
 def test_the_operator_key_hands_the_call_to_the_queue_without_the_caller_number(wave, ami):
     call = wave.calls["operator"]
     assert 'SET VARIABLE FAVAD_NEXT "operator"' in call.commands
-    (joined,) = [e for e in ami.events if e.get("Event") == "QueueCallerJoin" and e.get("Channel") == call.channel]
+    (joined,) = queue_events(ami, "QueueCallerJoin", call)
     assert joined.get("Queue") == "favad-operators"
     assert joined.get("CallerIDNum") == "128" and joined.get("CallerIDName") == "128-28"
     # the caller waited (no agents) and hung up: Asterisk counts an abandoned call
-    assert [e for e in ami.events if e.get("Event") == "QueueCallerAbandon" and e.get("Channel") == call.channel]
+    assert queue_events(ami, "QueueCallerAbandon", call)
 
 
 def test_follow_up_hears_the_status_then_rates_once_resolved(wave, serving, pbx, ami):
@@ -104,5 +108,5 @@ def test_follow_up_hears_the_status_then_rates_once_resolved(wave, serving, pbx,
                    "REDIRECTING but not CONNECTEDLINE, so Queue()'s events still carry the caller's number")
 def test_the_queue_events_carry_no_caller_number_at_all(wave, ami):
     call = wave.calls["operator"]
-    (joined,) = [e for e in ami.events if e.get("Event") == "QueueCallerJoin" and e.get("Channel") == call.channel]
+    (joined,) = queue_events(ami, "QueueCallerJoin", call)
     assert "09121234567" not in "\n".join(joined.lines)

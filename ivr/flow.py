@@ -24,7 +24,7 @@ from ivr.events import (
     Record,
 )
 from ivr.menu import Menu
-from ivr.tracking import is_well_formed
+from common.tracking import is_well_formed
 
 # an outcome reached later in a call outranks an earlier, lesser one
 OUTCOME_RANK = ("abandoned", "failed_input", "system_error", "province_inactive", "operator",
@@ -179,8 +179,13 @@ class Call:
                 return None
             if code.startswith(star):
                 agency_unknown = self.menu.section("agency")["unknown"]
-                agency = yield from self._entry(
-                    "agency", lambda c: None if c in self.dir.agencies else agency_unknown)
+                typed = code[len(star):]  # a caller who knows the drill types "*101" in one go
+                if typed in self.dir.agencies:
+                    agency = typed
+                else:
+                    agency = yield from self._entry(
+                        "agency", lambda c: None if c in self.dir.agencies else agency_unknown,
+                        (agency_unknown,) if typed else ())
                 if agency is None:
                     return None
                 choice = (self.province, agency, None)

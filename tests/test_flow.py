@@ -24,7 +24,7 @@ from ivr.events import (
 )
 from ivr.flow import Call
 from ivr.menu import MenuError, load_menu
-from ivr.tracking import is_well_formed, new_code
+from common.tracking import is_well_formed, new_code
 
 INDICATORS = {"rules_not_transparent", "decisions_not_transparent", "equipment_out_of_order",
               "disrespect", "late_start_early_end", "work_postponed", "employee_absent"}
@@ -143,6 +143,22 @@ def test_star_then_agency_code_when_the_office_code_is_unknown():
     assert ("agency-unknown", "enter-agency-code") in ask_texts
     draft = filed(s.actions)[0]
     assert (draft.province_code, draft.agency_code, draft.office_code) == ("28", "102", None)
+
+
+def test_star_and_agency_code_typed_in_one_go_are_both_taken():
+    # on a real Asterisk "*" then "102" a moment later is one GET DATA entry: "*102"
+    s = Script(["1", "*102", "1", "7", "2", "1", ""])
+    s.run(make_call())
+    assert not any("enter-agency-code" in a.prompts for a in asks(s.actions))
+    draft = filed(s.actions)[0]
+    assert (draft.province_code, draft.agency_code, draft.office_code) == ("28", "102", None)
+
+
+def test_star_and_an_unknown_agency_in_one_go_asks_for_the_agency_again():
+    s = Script(["1", "*555", "102", "1", "7", "2", "1", ""])
+    s.run(make_call())
+    assert ("agency-unknown", "enter-agency-code") in [a.prompts for a in asks(s.actions)]
+    assert filed(s.actions)[0].agency_code == "102"
 
 
 def test_readback_then_2_reenters_the_office():

@@ -8,7 +8,7 @@ import sys
 import click
 
 from config.files import keep_private
-from ivr.redact import guard_stderr
+from common.redact import guard_stderr
 
 # command -> "module:attribute"; a module is imported only when its command runs, so that a
 # classic AGI process (`favad agi`, one per call) starts without loading the whole system

@@ -113,7 +113,7 @@ class Settings:
     recordings_group: str = ""  # Asterisk's group, given the recordings folder (02770); empty: no change
     sounds_dir: str = ""  # empty: data_dir/sounds; on an Asterisk box /var/lib/asterisk/sounds
     menu_file: str = ""  # empty: the packaged ivr/menu.toml
-    caller_hash_key: str = ""  # a seed for the first month's caller key (ivr/keyring.py); empty: random
+    caller_hash_key: str = ""  # a seed for the first month's caller key (common/keyring.py); empty: random
     keys_dir: str = ""  # caller and tracking keys, 0700; empty: favad-keys beside data_dir, never inside it
     tracking_key: str = ""  # empty: keys_dir/tracking.key (several servers must share it)
     key_grace_days: int = 2  # a month's caller key and counts are destroyed this long after it ends
@@ -208,8 +208,8 @@ class Settings:
         return Path(self.keys_dir).resolve() if self.keys_dir else data.parent / f"{data.name}-keys"
 
     def keyring(self):
-        """The caller and tracking keys (ivr/keyring.py)."""
-        from ivr.keyring import Keyring
+        """The caller and tracking keys (common/keyring.py)."""
+        from common.keyring import Keyring
 
         return Keyring(self.keys_path, self.caller_hash_key, self.tracking_key, self.key_grace_days)
 

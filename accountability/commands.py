@@ -9,7 +9,8 @@ import click
 from sqlalchemy import select
 
 from config.cli import fail, load_settings
-from db.commands import _guard, _session, complaints
+from db.cli import guard as _guard, session as _session
+from db.commands import complaints
 from presentation import jalali
 
 

@@ -59,7 +59,7 @@ def _as_of(month: str = REPORT_MONTH) -> dt.datetime:
 
 def fill(url: str, n: int, progress: Progress, label: str) -> float:
     """N complaints over the year, with everything the report reads; the seconds it took."""
-    from accountability.calendar import load
+    from clock.calendar import load
     from db.engine import make_engine, make_sessionmaker
     from reports.simulate import Simulator, write
 
@@ -92,7 +92,7 @@ def build_time(url: str) -> tuple[float, int, int]:
     """(seconds, complaints in the month, complaints in the database) of ``from_db``."""
     from sqlalchemy import func, select
 
-    from accountability.calendar import load
+    from clock.calendar import load
     from db.engine import make_engine, make_sessionmaker
     from db.models import Complaint
     from reports import months

@@ -10,7 +10,6 @@ import hashlib
 import hmac
 import re
 
-from ivr.redact import RedactNumbers  # noqa: F401  (re-exported: the redaction lived here)
 
 SAFE_HEADERS = frozenset({
     "agi_network", "agi_network_script", "agi_request", "agi_language", "agi_type",

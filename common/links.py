@@ -19,7 +19,10 @@ import struct
 from dataclasses import dataclass
 from pathlib import Path
 
-from config import Settings
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # common/ imports no part of 128; settings are passed in
+    from config import Settings
 
 CONTEXT = b"favad unit link v1\0"
 MAC_BYTES = 12

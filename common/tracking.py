@@ -2,7 +2,7 @@
 
 A tracking code is the caller's secret: 9 random digits and a Damm check digit (catches every
 single-digit typo and every swap of neighbouring digits before any database lookup). It is
-read to the caller once and stored only as a keyed hash (ivr/keyring.py).
+read to the caller once and stored only as a keyed hash (common/keyring.py).
 
 A case number is what staff, units and reports see: a reference of its own, drawn apart from
 the code, in letters and digits (``7KQ2-M9XD``) that no phone keypad can enter as a code.

@@ -1,7 +1,7 @@
 """Abuse limits per caller, counted so that the counts can never be paired with a call.
 
 What is kept per caller: per key month, Tehran day and keyed caller hash (the month's key, which is
-destroyed after the month: ivr/keyring.py), how many complaints were filed and how many
+destroyed after the month: common/keyring.py), how many complaints were filed and how many
 tracking codes that matched nothing were tried. Nothing else: no id, no time finer than the
 day, no call or complaint it belongs to.
 

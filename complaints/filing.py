@@ -23,7 +23,7 @@ from db import store
 from db.models import Complaint, ComplaintEvent
 from dispatch.models import ComplaintRoute, OutboxMessage
 from dispatch.outbox import Plan, message_rows, plan_for, route_row
-from ivr.tracking import new_case_number
+from common.tracking import new_case_number
 
 C = Complaint.__table__
 PlanFor = Callable[[int, int], Plan]  # (agency id, province id) -> the route of its complaints
@@ -125,7 +125,7 @@ def file_complaint(s: Session, draft: Draft, now: dt.datetime, sla_hours: float 
                    code_hash: str | None = None, calendar: OfficeCalendar | None = None) -> Complaint:
     """File one complaint through ``file_one`` and commit, its hours counted on ``calendar``
     (the packaged office calendar by default), for tests, benchmarks and tools. ``code_hash``:
-    the keyed hash of a caller's code (``ivr.keyring.code_hash``); none: a complaint nobody
+    the keyed hash of a caller's code (``common.keyring.code_hash``); none: a complaint nobody
     follows up by phone."""
     calendar = calendar or load_calendar()
     c = new_complaint(draft, now, sla_due(calendar, now, sla_hours),

@@ -2,45 +2,16 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import click
-from pathlib import Path
 from sqlalchemy import select
 from sqlalchemy.orm import joinedload
 
 from config.cli import fail, load_settings
+from db.cli import emit as _emit, guard as _guard, session as _session
 from db.models import Agency, Complaint, Office, Province
 from presentation import jalali, table
-
-
-def _session(ctx):
-    from db.engine import make_engine, make_sessionmaker
-
-    settings = load_settings(ctx)
-    return make_sessionmaker(make_engine(settings.db_url))()
-
-
-def _guard(fn):
-    """Turn a database that is down or not upgraded into a clear message and exit code 1."""
-    from functools import wraps
-
-    from sqlalchemy.exc import OperationalError, ProgrammingError
-
-    @wraps(fn)
-    def wrapper(*a, **kw):
-        try:
-            return fn(*a, **kw)
-        except (OperationalError, ProgrammingError) as e:
-            fail(f"database error ({type(e.orig).__name__}): is it running, and was "
-                 f"`favad db upgrade` run?")
-    return wrapper
-
-
-def _emit(rows: list[dict], as_json: bool, columns: list[str]) -> None:
-    if as_json:
-        click.echo(json.dumps(rows, ensure_ascii=False, indent=2))
-    else:
-        table(rows, columns)
 
 
 @click.group()
@@ -53,7 +24,7 @@ def db():
 @_guard
 def db_upgrade(ctx):
     """Migrate the schema to the latest version and load the reference data."""
-    from db.migrate import upgrade
+    from migrations.run import upgrade
     from db.store import load_reference
 
     settings = load_settings(ctx)
@@ -173,7 +144,7 @@ def provinces():
 @_guard
 def provinces_list(ctx, as_json):
     """List provinces with their area code and activation date."""
-    from ivr.backend import tehran_today
+    from clock import today as tehran_today
 
     today = tehran_today()
     with _session(ctx) as s:

@@ -155,7 +155,7 @@ class CallRecord(Base):
 class CallerCount(Base):
     """Abuse counters per day and keyed caller hash (the key is the month's, destroyed after
     it). No id, no time finer than the day, and written only by the ledger's own flushes,
-    never beside a call record or a complaint (ivr/callers.py)."""
+    never beside a call record or a complaint (complaints/callers.py)."""
 
     __tablename__ = "caller_counts"
     period: Mapped[str] = mapped_column(String(7), primary_key=True)  # the month of the key: YYYY-MM

@@ -12,7 +12,7 @@ from config.cli import fail, load_settings, setup_logging
 def _rendered(settings) -> str:
     from db.engine import make_engine, make_sessionmaker
     from dialplan.render import DialplanError, render, trunks
-    from rollout.dates import today_in_tehran
+    from clock import today as today_in_tehran
 
     engine = make_engine(settings.db_url)
     try:
@@ -31,7 +31,7 @@ def _rendered(settings) -> str:
 
 def _problems(settings, text: str):
     from dialplan.check import check
-    from prompts.catalog import needed
+    from ivr.catalog import needed
     from prompts.formats import PromptError, configured
 
     try:

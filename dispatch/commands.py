@@ -15,7 +15,7 @@ from sqlalchemy.orm import aliased
 from clock import utcnow as _now
 from config import ConfigError
 from config.cli import fail, load_settings, setup_logging
-from db.commands import _emit, _guard, _session
+from db.cli import emit as _emit, guard as _guard, session as _session
 from db.models import Agency, Complaint, Province
 from presentation import jalali
 
@@ -264,13 +264,7 @@ def units_validate(ctx, path, fmt):
 @click.pass_context
 @_guard
 def units_ack(ctx, case_number, unit_code):
-    """Record that a unit has taken a complaint up (no escalation; status under_review)."""
-    from accountability.actions import ActionError
-    from dispatch.outbox import acknowledge
+    """Record that a unit has taken a complaint up: `favad complaints ack CODE --unit UNIT`."""
+    from accountability.commands import complaints_ack
 
-    with _session(ctx) as s:
-        try:
-            status = acknowledge(s, case_number.strip(), unit_code, _now())
-        except (LookupError, ActionError) as e:
-            fail(str(e))
-    click.echo(f"{case_number}: acknowledged by {unit_code}, status {status}")
+    ctx.invoke(complaints_ack, code=case_number, unit_code=unit_code, as_name=None)

@@ -39,7 +39,8 @@ class Plan:
     """A route reduced to plain data: what storing a complaint's route and messages needs.
 
     The IVR's writer keeps one per (agency, province) for a while, so filing a complaint costs
-    no routing query; the rows come out the same as through the ORM (``_apply``)."""
+    no routing query; complaints/filing.py writes its rows with ``route_row`` and
+    ``message_rows``, as ``_apply`` does for a route found later."""
 
     unit_id: int | None
     escalation_id: int | None
@@ -96,15 +97,6 @@ def message_rows(p: Plan, complaint_id: int, kind: str, now: dt.datetime) -> lis
              "recipient": address, "status": "pending", "tries": 0, "created_at": now,
              "next_attempt_at": sms_at if channel == "sms" else now}
             for channel, address in p.contacts]
-
-
-def enqueue_complaint(s: Session, complaint: Complaint, now: dt.datetime,
-                      calendar: office.OfficeCalendar | None = None) -> None:
-    """Route a complaint being stored and queue its messages; the caller commits both."""
-    s.flush()  # the complaint's id
-    route = ComplaintRoute(complaint_id=complaint.id)
-    s.add(route)
-    _apply(s, route, plan_for(s, complaint.agency_id, complaint.province_id, calendar), now)
 
 
 def _apply(s: Session, route: ComplaintRoute, p: Plan, now: dt.datetime) -> None:
@@ -292,25 +284,6 @@ def escalate_due(s: Session, now: dt.datetime, after: dt.timedelta, limit: int =
                              actor="dispatcher", note=f"not taken up in time: unit {unit.code}"))
     s.commit()
     return len(ids)
-
-
-def acknowledge(s: Session, case_number: str, unit_code: str, now: dt.datetime) -> str:
-    """A unit has taken the complaint up: no escalation, status 'under_review'. Commits.
-
-    The same action as the units' page and `favad complaints ack` (one event, one
-    unit_actions row, no double acknowledgement)."""
-    from accountability.actions import Actor
-    from accountability.actions import acknowledge as act
-
-    c = s.scalar(select(Complaint).where(Complaint.case_number == case_number.strip().upper()))
-    if c is None:
-        raise LookupError(f"no complaint with case number {case_number!r}")
-    unit = s.scalar(select(InspectionUnit).where(InspectionUnit.code == unit_code))
-    if unit is None:
-        raise LookupError(f"no inspection unit with code {unit_code!r}")
-    act(s, c, Actor.unit(unit), now)
-    s.commit()
-    return c.status
 
 
 def counts(s: Session) -> dict[str, int]:

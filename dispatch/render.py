@@ -51,7 +51,7 @@ class Notice:
     flag: str | None = None
     recording: str = "none"  # attached | link | kept (too large, no link base, or elsewhere) | none
     recording_url: str | None = None
-    action_url: str | None = None  # the unit's signed link to its page (web.links)
+    action_url: str | None = None  # the unit's signed link to its page (common.links)
 
 
 def _env() -> jinja2.Environment:

@@ -27,7 +27,7 @@ from dispatch import channels as channel_registry
 from dispatch import lease, outbox, render
 from dispatch.channels.base import PERMANENT, SENT, TEMPORARY, Mail, Result, Sms
 from dispatch.models import ComplaintRoute, Document, InspectionUnit, OutboxMessage
-from web import links
+from common import links
 
 log = logging.getLogger(__name__)
 ESCALATION_EVERY = 1.0  # seconds between looks for complaints to escalate

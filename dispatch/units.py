@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session, selectinload
 from db.models import Agency, Province
 from clock import hours as wh
 from dispatch.models import UNIT_KINDS, InspectionUnit, UnitContact
-from ivr.anonymity import normalize_number
+from common.anonymity import normalize_number
 
 COLUMNS = ("code", "kind", "name_fa", "agency", "province", "hours", "emails", "mobiles", "active")
 DEMO = Path(__file__).with_name("demo_units.yaml")

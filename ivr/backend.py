@@ -18,13 +18,13 @@ from pathlib import Path
 
 from sqlalchemy.exc import DBAPIError, IntegrityError
 
-from clock import TEHRAN, today as tehran_today, utcnow  # noqa: F401 (db/commands.py imports tehran_today)
+from clock import today as tehran_today, utcnow
 from clock.calendar import load as office_calendar
 from config import Settings
 from db import store
 from db.engine import make_engine, make_sessionmaker
 from db.writer import GroupWriter
-from ivr.anonymity import scrub
+from common.anonymity import scrub
 from ivr.directory import Directory
 from ivr.events import (
     ComplaintDraft,
@@ -40,13 +40,13 @@ from ivr.events import (
 from ivr.flow import Call
 from ivr.journal import Journal, Unstorable
 from ivr.menu import Menu, load_menu
-from ivr.reference import TTL as DIRECTORY_TTL, Reference  # noqa: F401 (rollout says it)
+from ivr.reference import Reference
 from ivr.writes import KINDS, Writes
 from ivr.session import AgiSession
 from ivr import voice
-from ivr.callers import CallerLedger, Limits
-from ivr.keyring import code_hash, month_of
-from ivr.tracking import new_case_number, new_code
+from complaints.callers import CallerLedger, Limits
+from common.keyring import code_hash, month_of
+from common.tracking import new_case_number, new_code
 
 log = logging.getLogger(__name__)
 WRITE_TIMEOUT = 10.0  # seconds a caller may wait for the database before the journal takes over
@@ -92,6 +92,7 @@ class Backend:
         self.reference.load()
         self.writes = Writes(self.reference, self.calendar, settings.sla_hours, self.code_hash)
         self.writer = GroupWriter(self.Session, self.writes.one, self.writes.batch)
+        self.on_call = lambda outcome, province_code: None  # counted by service/metrics.py
         self.menu: Menu = load_menu(settings.menu_file or None, set(self.reference.cached_directory.indicators))
 
     def directory(self) -> Directory:
@@ -109,7 +110,7 @@ class Backend:
                     recordings_dir=self._recordings_dir,
                     new_name=lambda: secrets.token_hex(16))
         return AgiSession(call), CallContext(now, time.monotonic(), caller_hash, period,
-                                             now.astimezone(TEHRAN).date())
+                                             tehran_today(now))
 
     def perform(self, action, ctx: CallContext):
         """Carry out one effect and return the event the flow expects back."""
@@ -146,6 +147,7 @@ class Backend:
             call = {"started_at": ctx.started_at.replace(second=0, microsecond=0).isoformat(),
                     "province_code": action.province_code, "outcome": action.outcome,
                     "duration_s": int(round(time.monotonic() - ctx.started_mono))}
+            self.on_call(action.outcome, action.province_code)
             # nobody waits for this one (a caller handed to the operator should not)
             self.writer.submit("call", call).add_done_callback(
                 lambda f: f.exception() and self._journal("call", call, f.exception()))

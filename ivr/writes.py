@@ -16,7 +16,7 @@ from complaints import filing
 from db import store
 from ivr.events import ComplaintDraft
 from ivr.reference import Reference
-from ivr.tracking import new_code
+from common.tracking import new_code
 
 KINDS = ("complaint", "rating", "call")
 

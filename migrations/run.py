@@ -23,7 +23,7 @@ def alembic_config(url: str) -> Config:
 
 
 def upgrade(url: str, revision: str = "head", keyring=None) -> None:
-    """Migrate to ``revision``; ``keyring`` (ivr.keyring) converts stored tracking codes (0005)."""
+    """Migrate to ``revision``; ``keyring`` (common.keyring) converts stored tracking codes (0005)."""
     cfg = alembic_config(url)
     cfg.attributes["keyring"] = keyring
     command.upgrade(cfg, revision)

@@ -10,7 +10,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import joinedload
 
 from db.models import STATUSES, Agency, CallRecord, Complaint, Province
-from presentation import TEHRAN
+from clock import TEHRAN
 
 DUE_SOON = dt.timedelta(hours=1)
 OPEN = Complaint.status != "resolved"

@@ -5,7 +5,7 @@ import datetime as dt
 
 import jdatetime
 
-from clock import TEHRAN  # noqa: F401  (the zone is clock's; importers of it here stay working)
+from clock import TEHRAN
 
 _FA_DIGITS = str.maketrans("0123456789", "۰۱۲۳۴۵۶۷۸۹")
 

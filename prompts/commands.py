@@ -9,7 +9,7 @@ from config.cli import fail, load_settings
 
 
 def _needed(ctx):
-    from prompts.catalog import needed
+    from ivr.catalog import needed
 
     settings = load_settings(ctx)
     texts, ids = needed(settings, lambda msg: click.echo(f"favad: warning: {msg}", err=True))

@@ -16,7 +16,7 @@ from presentation import fa_digits
 # db.commands' helpers, imported when a command runs rather than when the command line starts:
 # it imports SQLAlchemy (0.3 s), and `report monthly` starts its drawing process before that
 def _session(ctx):
-    from db.commands import _session
+    from db.cli import session as _session
 
     return _session(ctx)
 
@@ -25,7 +25,7 @@ def _guard(fn):
     """``db.commands._guard``: a database that is down or not upgraded, a clear message."""
     @functools.wraps(fn)
     def wrapper(*a, **kw):
-        from db.commands import _guard
+        from db.cli import guard as _guard
 
         return _guard(fn)(*a, **kw)
     return wrapper

@@ -27,7 +27,7 @@ from reports.data import MISSING, Columns, Complaints, MonthData, Reference
 from reports.months import Month
 
 OUT_OF_SCOPE = "out_of_scope"
-REFUSED = "refused"  # over a caller's limit (ivr/callers.py): counted, never who
+REFUSED = "refused"  # over a caller's limit (complaints/callers.py): counted, never who
 
 
 @dataclass

@@ -23,7 +23,7 @@ from clock.calendar import OfficeCalendar
 from accountability.models import UnitAction
 from db.models import (Agency, CallRecord, Complaint, ComplaintEvent, ComplaintRating, Indicator,
                        Office, Province)
-from ivr.tracking import CASE_ALPHABET
+from common.tracking import CASE_ALPHABET
 from clock import TEHRAN
 from reports.months import Month
 

@@ -7,7 +7,7 @@ import json
 import click
 
 from config.cli import fail, load_settings, setup_logging
-from db.commands import _guard, _session
+from db.cli import guard as _guard, session as _session
 
 
 @click.group()

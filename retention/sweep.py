@@ -17,8 +17,8 @@ from sqlalchemy.orm import Session
 
 from config import Settings
 from db.models import CallerCount, Complaint, ComplaintEvent
-from ivr.callers import forget_month
-from ivr.keyring import month_of
+from complaints.callers import forget_month
+from common.keyring import month_of
 
 log = logging.getLogger(__name__)
 ACTOR = "retention"

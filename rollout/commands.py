@@ -4,7 +4,8 @@ from __future__ import annotations
 import click
 
 from config.cli import fail, load_settings
-from db.commands import _guard, provinces
+from db.cli import guard as _guard
+from db.commands import provinces
 
 
 def _find(s, code: str):
@@ -35,8 +36,9 @@ def _session(ctx):
 @_guard
 def provinces_activate(ctx, code, on):
     """Switch 128 on for a province (by area code or name) from a date."""
-    from ivr.backend import DIRECTORY_TTL
-    from rollout.dates import DateError, jalali_date, parse_date, today_in_tehran
+    from ivr.reference import TTL as DIRECTORY_TTL
+    from clock import today as today_in_tehran
+    from rollout.dates import DateError, jalali_date, parse_date
 
     try:
         day = parse_date(on)
@@ -58,7 +60,7 @@ def provinces_activate(ctx, code, on):
 @_guard
 def provinces_deactivate(ctx, code):
     """Switch 128 off for a province: its callers hear that the service is not live there yet."""
-    from ivr.backend import DIRECTORY_TTL
+    from ivr.reference import TTL as DIRECTORY_TTL
 
     with _session(ctx) as s:
         province = _find(s, code)

@@ -6,7 +6,7 @@ import re
 
 import jdatetime
 
-from clock import today as today_in_tehran  # noqa: F401  (dialplan/ and rollout/ import it here)
+from clock import today as today_in_tehran
 
 _DIGITS = str.maketrans("۰۱۲۳۴۵۶۷۸۹٠١٢٣٤٥٦٧٨٩", "01234567890123456789")
 _DATE = re.compile(r"^\s*(\d{4})[-/.](\d{1,2})[-/.](\d{1,2})\s*$")

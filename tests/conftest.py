@@ -17,7 +17,7 @@ from sqlalchemy import create_engine, text
 
 from config import Settings
 from db.engine import make_engine, make_sessionmaker
-from db.migrate import upgrade
+from migrations.run import upgrade
 from db.store import load_demo
 from ivr.catalog import static_catalog
 

@@ -15,15 +15,13 @@ from sqlalchemy import MetaData, create_engine, select, text
 
 from cli import main
 from conftest import favad_env, running_server
-from db.engine import make_engine, make_sessionmaker
-from db.migrate import upgrade
+from migrations.run import upgrade
 from db.models import CallerCount, CallRecord, Complaint
-from db.store import load_demo
-from ivr.anonymity import caller_hash
+from common.anonymity import caller_hash
 from ivr.backend import Backend
 from ivr.events import LookupStatus
-from ivr.keyring import Keyring, code_hash, ratchet
-from ivr.tracking import new_code
+from common.keyring import Keyring, code_hash, ratchet
+from common.tracking import new_code
 from pbxsim.caller import Caller
 from pbxsim.fastagi import run_call
 from presentation import fa_digits

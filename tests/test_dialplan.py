@@ -19,7 +19,7 @@ from dialplan.check import check
 from dialplan.render import DialplanError, render, trunks, version_of
 from pbxsim.ami import AmiPeer, PeerThread
 from prompts.build import build
-from rollout.dates import today_in_tehran
+from clock import today as today_in_tehran
 
 SECRET = "favad-test-secret"
 

@@ -14,17 +14,18 @@ import pytest
 from click.testing import CliRunner
 from sqlalchemy import select
 
+from accountability import actions
 from db.engine import make_engine, make_sessionmaker
 from db.models import Complaint, ComplaintEvent
 from complaints.filing import file_complaint
 from dispatch import outbox
 from dispatch.loopback import SmsSink, SmtpSink
-from dispatch.models import ComplaintRoute, OutboxMessage
+from dispatch.models import ComplaintRoute, InspectionUnit, OutboxMessage
 from dispatch.render import message_id, ucs2_len
 from dispatch.runner import Dispatcher
 from dispatch.units import UnitSpec, apply, load_demo_units
 from ivr.events import ComplaintDraft
-from presentation import fa_digits, jalali
+from presentation import jalali
 
 SQLITE_ONLY = pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
 
@@ -227,7 +228,9 @@ def test_a_complaint_not_taken_up_in_time_is_escalated_once(world, monkeypatch):
     d = world.dispatcher(escalate_after_hours=0.2 / 3600)
     d.drain()
     with world.Session() as s:
-        outbox.acknowledge(s, c2.case_number, "p28-101", utcnow())
+        unit = s.scalar(select(InspectionUnit).where(InspectionUnit.code == "p28-101"))
+        actions.acknowledge(s, s.get(Complaint, c2.id), actions.Actor.unit(unit), utcnow())
+        s.commit()
     time.sleep(0.25)
     d._escalated_at = 0  # look now rather than in a second
     d.drain()

@@ -6,7 +6,6 @@ import dataclasses
 import email
 import email.policy
 import mailbox
-import time
 import urllib.parse
 import wave
 from pathlib import Path
@@ -18,7 +17,7 @@ from db.models import CallerCount
 from dispatch.loopback import SmsSink, SmtpSink
 from dispatch.runner import Dispatcher
 from dispatch.units import load_demo_units
-from ivr.anonymity import caller_hash
+from common.anonymity import caller_hash
 from ivr.events import ComplaintDraft, FileComplaint, Finish
 from presentation import fa_digits
 

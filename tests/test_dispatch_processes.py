@@ -21,7 +21,7 @@ from sqlalchemy import select
 
 from config import load
 from db.engine import make_engine, make_sessionmaker
-from db.migrate import upgrade
+from migrations.run import upgrade
 from complaints.filing import file_complaint
 from db.store import load_demo
 from dispatch.loopback import SmsSink, SmtpSink, free_port

@@ -12,7 +12,7 @@ from sqlalchemy import func, select
 
 from conftest import PG_URL, pg_schema, running_server
 from db.engine import make_engine, make_sessionmaker
-from db.migrate import upgrade
+from migrations.run import upgrade
 from db.models import Agency, CallRecord, Complaint
 from db.store import load_demo
 from ivr.backend import Backend

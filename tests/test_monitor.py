@@ -20,7 +20,7 @@ from rich.console import Console
 from cli import main
 from conftest import ROOT
 from db.engine import make_engine, make_sessionmaker
-from accountability.calendar import parse as parse_calendar
+from clock.calendar import parse as parse_calendar
 from complaints.filing import file_complaint
 from conftest import favad_env
 from ivr.events import ComplaintDraft

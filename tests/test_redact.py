@@ -13,7 +13,7 @@ import pytest
 from conftest import ROOT
 from config import Settings
 from config.cli import setup_logging
-from ivr.redact import RedactNumbers, guard_stderr, redact
+from common.redact import RedactNumbers, guard_stderr, redact
 
 SPELLINGS = ["09121234567", "0912 123 4567", "0912-123-4567", "0912.123.4567", "0912/123/4567",
              "0912_123_4567", "0912—123—4567", "0912–123–4567", "0912 - 123 - 4567",

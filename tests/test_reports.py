@@ -21,7 +21,7 @@ from accountability import actions
 from clock.calendar import parse as parse_calendar
 from db.engine import make_engine, make_sessionmaker
 from db.models import Agency, CallRecord, Complaint, ComplaintEvent, ComplaintRating, Indicator, Office, Province
-from ivr.tracking import new_case_number
+from common.tracking import new_case_number
 from clock import TEHRAN
 from reports import months
 from reports.monthly import Params, from_db

@@ -17,7 +17,7 @@ from db.engine import make_engine, make_sessionmaker
 from db.models import CallerCount, Complaint, ComplaintEvent
 from complaints.filing import file_complaint
 from ivr.events import ComplaintDraft
-from ivr.keyring import month_of
+from common.keyring import month_of
 from retention import sweep
 
 DAY = dt.timedelta(days=1)

@@ -23,8 +23,8 @@ from config import Settings
 from conftest import favad_env, pg_schema
 from db.models import CallerCount, Complaint, ComplaintEvent
 from dispatch.models import ComplaintRoute, OutboxMessage
-from ivr.callers import CallerLedger, Limits
-from ivr.keyring import code_hash
+from complaints.callers import CallerLedger, Limits
+from common.keyring import code_hash
 from pbxsim.caller import Caller
 from pbxsim.fastagi import run_call
 from test_crash import FILE_ONE, heard_code

@@ -7,14 +7,14 @@ from sqlalchemy import func, select
 
 from complaints.filing import file_complaint
 from db.engine import make_engine, make_sessionmaker
-from db.migrate import drift
+from migrations.run import drift
 from db.models import CallRecord, Complaint, Province
 from db.store import complaint_status, load_demo, load_reference, record_call
-from ivr.anonymity import caller_hash, normalize_number, scrub
+from common.anonymity import caller_hash, normalize_number, scrub
 from ivr.events import ComplaintDraft
-from ivr.keyring import code_hash
+from common.keyring import code_hash
 from ivr.reference import load_directory as directory
-from ivr.tracking import CASE_ALPHABET
+from common.tracking import CASE_ALPHABET
 
 NOW = dt.datetime(2026, 11, 27, 8, 30, tzinfo=dt.timezone.utc)
 

@@ -21,7 +21,7 @@ from dispatch.models import ComplaintRoute, InspectionUnit, OutboxMessage
 from dispatch.render import ucs2_len
 from dispatch.units import load_demo_units
 from ivr.events import ComplaintDraft
-from web import links
+from common import links
 from web.app import UnitsPage
 
 SQLITE_ONLY = pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)

@@ -12,8 +12,8 @@ from db.models import CallerCount, CallRecord, Complaint, ComplaintEvent
 from dispatch.models import ComplaintRoute, OutboxMessage
 from dispatch.units import load_demo_units
 from ivr.events import ComplaintDraft
-from ivr.keyring import code_hash
-from ivr.tracking import new_case_number, new_code
+from common.keyring import code_hash
+from common.tracking import new_case_number, new_code
 
 AT = dt.datetime(2026, 11, 28, 6, 0, tzinfo=dt.timezone.utc)
 DRAFTS = [

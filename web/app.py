@@ -21,13 +21,13 @@ from werkzeug.utils import redirect
 from werkzeug.wrappers import Request, Response
 
 from accountability import actions
-from accountability import calendar as office_calendar
+from clock import calendar as office_calendar, utcnow
 from config import Settings
 from db.engine import make_engine, make_sessionmaker
 from db.models import Agency, Complaint, ComplaintEvent, Indicator, Office, Province
 from dispatch.models import ComplaintRoute, InspectionUnit
 from presentation import fa_digits, jalali
-from web import links
+from common import links
 
 HERE = Path(__file__).parent
 CATALOG = tomllib.loads((HERE / "catalog.fa.toml").read_text(encoding="utf-8")) | tomllib.loads(
@@ -43,10 +43,6 @@ HEADERS = {
 }
 STATUS = {"reassigned": 200, "tampered": 403, "expired": 410, "not_found": 404, "not_yours": 403, "forbidden": 403,
           "missing": 404, "error": 500}
-
-
-def utcnow() -> dt.datetime:
-    return dt.datetime.now(dt.timezone.utc)
 
 
 def _origin(url: str) -> str:

@@ -9,7 +9,7 @@ import click
 from sqlalchemy import select
 
 from config.cli import fail, load_settings, setup_logging
-from db.commands import _guard, _session
+from db.cli import guard as _guard, session as _session
 
 
 @click.group()
@@ -23,7 +23,7 @@ def web():
 @click.pass_context
 def web_serve(ctx, host, port):
     """Serve the units' page until SIGTERM (`favad serve` also runs it, unless web_in_serve = 0)."""
-    from accountability.calendar import CalendarError
+    from clock.calendar import CalendarError
     from web.server import WebServer
 
     settings = load_settings(ctx)
@@ -45,7 +45,7 @@ def web_serve(ctx, host, port):
 
 
 def _base(settings) -> str:
-    from web.links import base_url
+    from common.links import base_url
 
     return base_url(settings)
 
@@ -60,7 +60,7 @@ def web_link(ctx, code, unit_code):
     from accountability.actions import ActionError, find, responsible_units
     from accountability.commands import may_act
     from dispatch.models import InspectionUnit
-    from web.links import url
+    from common.links import url
 
     settings = load_settings(ctx)
     refused = may_act(settings)  # a link acts for its unit: only staff may make one
@@ -84,7 +84,7 @@ def web_link(ctx, code, unit_code):
 @click.pass_context
 def web_rotate_key(ctx):
     """Sign new links with a new key; links signed with the last older keys keep working."""
-    from web.links import key_file, rotate
+    from common.links import key_file, rotate
 
     settings = load_settings(ctx)
     try:

@@ -1,7 +1,7 @@
 """caller protection: case numbers, tracking codes as keyed hashes, unlinkable caller counts
 
 - Complaints get a case number of their own (what units, operators and staff see) and keep the
-  caller's tracking code only as a keyed hash (``ivr.keyring.code_hash``); existing codes are
+  caller's tracking code only as a keyed hash (``common.keyring.code_hash``); existing codes are
   hashed here, so they keep working for their callers. Needs the tracking key: ``favad db
   upgrade`` passes the keyring; a database with complaints and no keyring is refused.
 - ``caller_activity`` goes: it was written in the same transaction as the call record, so its
@@ -27,7 +27,7 @@ _ALPHABET = "23456789ABCDEFGHJKMNPQRSTVWXYZ"
 
 
 def _case_number() -> str:
-    # the same form as ivr.tracking.new_case_number, frozen here as migrations must be
+    # the same form as common.tracking.new_case_number, frozen here as migrations must be
     body = "".join(secrets.choice(_ALPHABET) for _ in range(8))
     return f"{body[:4]}-{body[4:]}"
 
@@ -42,7 +42,7 @@ def upgrade() -> None:
         batch_op.add_column(sa.Column('case_number', sa.String(length=16), nullable=True))
         batch_op.add_column(sa.Column('code_hash', sa.String(length=64), nullable=True))
     if rows:
-        from ivr.keyring import code_hash
+        from common.keyring import code_hash
         key, taken = keyring.tracking_key(), set()
         for id_, code in rows:
             while (case := _case_number()) in taken:

@@ -9,11 +9,12 @@ FILE_BY_OFFICE = "1 280101# 1 4 2 1"        # new, office, confirm, disrespect, 
 # '*' then a pause longer than GET DATA's 5 s: on a real Asterisk '*' does not end GET DATA, so
 # the agency code typed right after it would join the same entry
 FILE_BY_AGENCY = "1 * - 102# 1 7 2 1"       # ..., office unknown, agency 102, confirm, absent, ...
-# '1' asks to record; the instruction and the beep play for ~9 s (three silent turns); the caller
-# speaks (a sound file played into the call) then ends with '#', then submits. A caller who plays
-# no audio at all is never cut by silence detection: Asterisk sees no frames to measure.
-FILE_WITH_VOICE = "1 280101# 1 4 1 - - - # 1"
-VOICE_AT = 9  # the caller speaks before its 9th group
+# '1' asks to record; the instruction and the beep take ~8.5 s; the caller speaks 12 s after the
+# '1' (four silent turns; a sound file played into the call) then ends with '#', then submits.
+# Waiting costs nothing: a caller who sends no audio at all is never cut by silence detection
+# (Asterisk sees no frames to measure).
+FILE_WITH_VOICE = "1 280101# 1 4 1 - - - - # 1"
+VOICE_AT = 10  # the caller speaks before its 10th group
 
 # the same, typed without waiting for the agency question (indicator 6, to tell it apart)
 TYPED_ON = "1 * 102# 1 6 2 1"

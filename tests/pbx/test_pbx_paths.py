@@ -95,8 +95,9 @@ def test_follow_up_hears_the_status_then_rates_once_resolved(wave, serving, pbx,
     assert "favad/status-received" in first.played, first.played
     (case,) = [c["case_number"] for c in serving.complaints() if c["indicator"] == "employee_absent"]
     serving.run("complaints", "resolve", case, "--outcome", "written_warning", "--note", "pbx suite")
-    # the rating is typed once the outcome has been read out (a key during it is not a rating)
-    rated = place(pbx, ami, f"2 {code}# - - 4", hold=40).wait_hangup()
+    # the rating is typed 12 s after the code: the status and outcome (7.6 s) are read out, and a
+    # key pressed during them is not taken as a rating; the question then plays 8.9 s, waits 5 s
+    rated = place(pbx, ami, f"2 {code}# - - - 4", hold=40).wait_hangup()
     assert "favad/rate-handling" in rated.played and "favad/rating-thanks" in rated.played, rated.played
     again = place(pbx, ami, f"2 {code}# 1", hold=40).wait_hangup()
     assert "favad/rate-handling" not in again.played

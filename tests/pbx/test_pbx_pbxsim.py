@@ -64,8 +64,9 @@ def test_a_silent_caller_gets_the_same_session_from_asterisk_and_pbxsim(wave, se
 def test_a_follow_up_typed_at_the_questions_is_the_same_on_asterisk_and_pbxsim(wave, serving, pbx, ami):
     code = wave.calls["office"].spoken_code()
     # typed only while a question is asked, as pbxsim's caller types: the welcome (8.8 s) and the
-    # main menu (7.9 s) are statements; the question is the GET DATA that follows them (4 s + 5 s)
-    real = place(pbx, ami, f"2 {code}#", pre=18, hold=40).wait_hangup()
+    # main menu (7.9 s) are statements; the question is the GET DATA that follows them
+    # (16.7-21.7 s in)
+    real = place(pbx, ami, f"2 {code}#", pre=19, hold=40).wait_hangup()
     assert "favad/status-received" in real.played, real.played
     sim_headers, sim = sim_call(serving, real, f"2 {code}#")
     assert header_map(sim_headers) == header_map(real.headers)

@@ -33,6 +33,10 @@ COMMANDS = {
     "web": "web.commands:web",
     "report": "reports.commands:report",
     "retention": "retention.commands:retention",
+    "system": "service.commands:system",
+    "doctor": "service.commands:doctor",
+    "backup": "service.commands:backup",
+    "restore": "service.commands:restore",
 }
 
 

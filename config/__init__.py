@@ -43,6 +43,9 @@ ENV = {
     "FAVAD_MAX_CONNECTIONS": "max_connections",
     "FAVAD_SHUTDOWN_GRACE": "shutdown_grace",
     "FAVAD_LOG_LEVEL": "log_level",
+    "FAVAD_LOG_FORMAT": "log_format",
+    "FAVAD_METRICS_HOST": "metrics_host",
+    "FAVAD_METRICS_PORT": "metrics_port",
     "FAVAD_SMTP_HOST": "smtp_host",
     "FAVAD_SMTP_PORT": "smtp_port",
     "FAVAD_SMTP_SECURITY": "smtp_security",
@@ -128,6 +131,9 @@ class Settings:
     max_connections: int = 4000
     shutdown_grace: float = 30.0
     log_level: str = "INFO"
+    log_format: str = "text"  # json: one JSON object per line (journald, log shippers), redacted alike
+    metrics_host: str = "127.0.0.1"  # /healthz and /metrics of `favad serve` (service/metrics.py)
+    metrics_port: int = 0  # 0: not served
     config_file: str = ""
     warnings: tuple[str, ...] = field(default=())
     # forwarding to inspection units (dispatch/)
@@ -254,7 +260,7 @@ def load(path: str | None = None, environ: dict | None = None) -> Settings:
                 continue
             values[key], problem = checks.coerce(kinds[key], key, value)
             bad += [problem] if problem else []
-        if p.stat().st_mode & (stat.S_IRGRP | stat.S_IROTH) and _secrets_in(data):
+        if _open_to_others(p.stat()) and _secrets_in(data):
             warnings.append(f"{path} holds secrets and is readable by other users: chmod 600 {path}")
         values["config_file"] = str(p)
     from_env = {}
@@ -270,6 +276,13 @@ def load(path: str | None = None, environ: dict | None = None) -> Settings:
         raise ConfigError("\n".join(bad))
     warnings += _open_keys(settings) + checks.advice(settings)
     return replace(settings, warnings=tuple(warnings))
+
+
+def _open_to_others(st: os.stat_result) -> bool:
+    """Readable by others, or by a group other than the one this user reads it through: a file
+    root:favad 0640 (`favad system install`) is read by favad's user through its own group."""
+    through_group = st.st_uid == 0 != os.geteuid() and st.st_gid == os.getegid()
+    return bool(st.st_mode & stat.S_IROTH or (st.st_mode & stat.S_IRGRP and not through_group))
 
 
 def _secrets_in(data: dict) -> bool:

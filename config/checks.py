@@ -17,6 +17,7 @@ DAY_S = 86_400.0
 RANGES: dict[str, tuple[float, float]] = {
     "listen_port": (0, 65535),  # 0: any free port (tests)
     "web_port": (0, 65535),
+    "metrics_port": (0, 65535),  # 0: no /healthz or /metrics
     "smtp_port": (0, 65535),  # 0: the security's usual port
     "ami_port": (1, 65535),
     "key_grace_days": (0, 31),
@@ -52,6 +53,7 @@ RANGES: dict[str, tuple[float, float]] = {
 CHOICES: dict[str, tuple[str, ...]] = {
     "log_level": ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"),
     "smtp_security": ("starttls", "tls", "none"),
+    "log_format": ("text", "json"),
 }
 URLS = ("public_url", "recording_url_base", "sms_url")  # http(s) with a host when set
 NAME = re.compile(r"[a-z_][a-z0-9._-]{0,31}", re.IGNORECASE)  # an OS user or a staff name

@@ -7,6 +7,7 @@ import sys
 import click
 
 from config import ConfigError, Settings, load
+from common.jsonlog import JsonLines
 from common.redact import RedactNumbers
 
 
@@ -30,10 +31,12 @@ def load_settings(ctx: click.Context) -> Settings:
 
 
 def setup_logging(settings: Settings, stream=sys.stderr) -> None:
-    """Log lines to stderr (or nowhere), each passed through the number redactor."""
+    """Log lines (text, or JSON objects) to stderr (or nowhere), each passed through the number
+    redactor."""
     handler = logging.StreamHandler(stream) if stream else logging.NullHandler()
     handler.addFilter(RedactNumbers())
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    handler.setFormatter(JsonLines() if settings.log_format == "json" else
+                         logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(settings.log_level.upper())

@@ -16,6 +16,7 @@ from __future__ import annotations
 import logging
 import queue
 import threading
+import time
 from collections.abc import Callable
 from concurrent.futures import Future
 
@@ -31,6 +32,7 @@ class GroupWriter:
                  apply_batch: Callable[[Session, list[tuple[str, dict]]], list] | None = None):
         self.Session = Session
         self.apply = apply
+        self.on_batch = lambda size, seconds: None  # service/metrics.py: latency and size
         self.apply_batch = apply_batch or (lambda s, jobs: [apply(s, kind, entry) for kind, entry in jobs])
         self._q: queue.SimpleQueue = queue.SimpleQueue()
         self._lock = threading.Lock()
@@ -70,7 +72,9 @@ class GroupWriter:
                     stop = True
                     break
                 batch.append(more)
+            started = time.monotonic()
             self._commit(batch)
+            self.on_batch(len(batch), time.monotonic() - started)
             if stop:
                 return
 

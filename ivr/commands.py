@@ -93,6 +93,7 @@ async def _serve(backend, settings, host, port, with_dispatch=True):
         loop.add_signal_handler(sig, stop.set)
     server = FastAgiServer(backend, settings.script, settings.max_connections)
     await server.start(host, port)
+    metrics = _metrics(backend, server, settings)
     if with_dispatch:  # a single process is a complete system: calls in, messages out
         from dispatch.runner import start_thread
 
@@ -114,7 +115,24 @@ async def _serve(backend, settings, host, port, with_dispatch=True):
         await asyncio.to_thread(dispatcher.join, settings.shutdown_grace)
     if web is not None:
         await asyncio.to_thread(web.stop)
+    if metrics is not None:
+        metrics.stop()
     click.echo("favad: stopped", err=True)
+
+
+def _metrics(backend, server, settings):
+    """/healthz and /metrics on metrics_port, when one is set; a port taken is logged, not fatal."""
+    if not settings.metrics_port:
+        return None
+    from service.metrics import Metrics, MetricsServer
+
+    figures = Metrics(backend)
+    figures.attach(server)
+    try:
+        return MetricsServer(figures, settings.metrics_host, settings.metrics_port).start()
+    except OSError as e:
+        log.error("metrics not served on %s:%s: %s", settings.metrics_host, settings.metrics_port, e.strerror)
+        return None
 
 
 @click.command(context_settings={"ignore_unknown_options": True})

@@ -58,6 +58,7 @@ class FastAgiServer(Application):
         self.executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="favad-db")
         self.server: asyncio.AbstractServer | None = None
         self.inflight: InFlight | None = None
+        self.on_turnaround = None  # service/metrics.py: seconds from a reply to the next command
 
     async def start(self, host: str, port: int) -> asyncio.AbstractServer:
         folder = Path(self.backend.settings.data_dir) / "calls-in-progress"
@@ -168,12 +169,16 @@ class FastAgiServer(Application):
         """Drive one conversation until it closes: the reading loop of every FastAGI call."""
         loop = asyncio.get_running_loop()
         out = conv.start()
+        replied = None  # loop time of Asterisk's last reply, until favad's next command
         while not isinstance(out, Close):
             try:
                 if isinstance(out, Effect):
                     out = conv.on_effect(await self.backend.perform_async(out.action, ctx, self.executor))
                     continue
                 if isinstance(out, Command):
+                    if replied is not None and self.on_turnaround is not None:
+                        self.on_turnaround(loop.time() - replied)
+                    replied = None
                     writer.write(out.data)
                 else:
                     line.deadline = loop.time() + self._limit(out.command)
@@ -184,6 +189,7 @@ class FastAgiServer(Application):
                     finally:
                         line.deadline = None
                     conv.receive_data(data)
+                    replied = loop.time()
                 out = conv.next_output()
             except asyncio.CancelledError:  # the server stops: the clean-up, with no more I/O
                 out = conv.abort()

@@ -63,6 +63,8 @@ class Province(Base):
     name_fa: Mapped[str] = mapped_column(String(80))
     name_en: Mapped[str] = mapped_column(String(80))
     activated_on: Mapped[dt.date | None] = mapped_column(Date)
+    # the languages 128 speaks there, in the order offered, its default first (`favad provinces languages`)
+    languages: Mapped[str] = mapped_column(String(64), default="fa", server_default="fa")
 
 
 class Agency(Base):
@@ -150,6 +152,7 @@ class CallRecord(Base):
     province_id: Mapped[int | None] = mapped_column(ForeignKey("provinces.id"))
     outcome: Mapped[str] = mapped_column(String(30))
     duration_s: Mapped[int] = mapped_column(Integer)
+    language: Mapped[str | None] = mapped_column(String(16))  # the one the call ended in
 
 
 class CallerCount(Base):

@@ -111,7 +111,8 @@ def add_call_records(s: Session, calls: list[dict], ids: dict) -> None:
         return
     s.connection().execute(insert(CallRecord.__table__), [
         {"started_at": c["started_at"].replace(second=0, microsecond=0), "outcome": c["outcome"],
-         "duration_s": c["duration_s"], "province_id": ids.get(("province", c["province_code"]))}
+         "duration_s": c["duration_s"], "province_id": ids.get(("province", c["province_code"])),
+         "language": c.get("language")}
         for c in calls])
 
 

@@ -20,6 +20,7 @@ VERSION_SLOT = "@@VERSION@@"
 _URL = re.compile(r"^(h?)agi://[A-Za-z0-9.\-]+(:\d{1,5})?/[A-Za-z0-9._\-/]+(?:\?[A-Za-z0-9._=&\-]*)?$")
 _NAME = re.compile(r"^[A-Za-z0-9._\-/]+$")
 _QUEUE = re.compile(r"^[A-Za-z0-9_\-]+$")
+_LANGUAGE = re.compile(r"^[a-z]{2,3}(?:_[A-Za-z]+)?$")
 _EXTEN = re.compile(r"^(?:[0-9*#+]+|_[0-9XNZ.!\[\]\-*#+]+)$")
 
 
@@ -34,6 +35,7 @@ class Trunk:
     name_en: str
     name_fa: str
     status: str
+    language: str = "fa"  # its default: what the caller hears first, and the apology if the IVR is away
 
 
 def prompt_texts() -> dict[str, str]:
@@ -63,7 +65,12 @@ def trunks(session, today: dt.date) -> list[Trunk]:
         else:
             verb = "live since" if p.activated_on <= today else "live from"
             status = f"{verb} {p.activated_on.isoformat()} ({jalali_date(p.activated_on)})"
-        out.append(Trunk(p.area_code, slug(p.name_en), _comment(p.name_en), _comment(p.name_fa), status))
+        language = (p.languages or "fa").split(",")[0].strip()
+        if not _LANGUAGE.match(language):
+            raise DialplanError(f"province {p.area_code}: {language!r} is not a language code "
+                                f"(favad provinces languages {p.area_code} fa)")
+        out.append(Trunk(p.area_code, slug(p.name_en), _comment(p.name_en), _comment(p.name_fa), status,
+                         language))
     return sorted(out, key=lambda t: (len(t.area_code), t.area_code))
 
 

@@ -146,7 +146,8 @@ class Backend:
         if isinstance(action, Finish):
             call = {"started_at": ctx.started_at.replace(second=0, microsecond=0).isoformat(),
                     "province_code": action.province_code, "outcome": action.outcome,
-                    "duration_s": int(round(time.monotonic() - ctx.started_mono))}
+                    "duration_s": int(round(time.monotonic() - ctx.started_mono)),
+                    "language": action.language}
             self.on_call(action.outcome, action.province_code)
             # nobody waits for this one (a caller handed to the operator should not)
             self.writer.submit("call", call).add_done_callback(

@@ -176,18 +176,28 @@ def _agi_backend(ctx):
               help="Keys to press, in groups typed at each question: '1 280101# 1 4 2 1'. "
                    "'-' stays silent for one question. Without it, keys are read from the keyboard.")
 @click.option("--speak", is_flag=True, help="Say something when asked to record.")
+@click.option("--lang", default=None, metavar="CODE",
+              help="The language the dialplan sets before the IVR answers (default: the "
+                   "province's first, as `favad dialplan render` writes it).")
 @click.pass_context
-def call(ctx, host, port, province, digits, speak):
-    """Place a simulated call to a running server and print what the caller hears."""
+def call(ctx, host, port, province, digits, speak, lang):
+    """Place a simulated call to a running server and print what the caller hears, in the
+    language the channel speaks at each prompt."""
+    from ivr.catalog import languages
     from pbxsim.caller import Caller
     from pbxsim.fastagi import run_call
 
     settings = load_settings(ctx)
-    texts = _texts(settings)
+    if lang is not None and lang not in languages():
+        fail(f"unknown language {lang!r}: one of {', '.join(languages())}", 2)
+    lang = lang or _province_language(settings, province)
+    texts: dict[str, dict[str, str]] = {}
 
-    def on_prompt(name: str) -> None:
+    def on_heard(name: str, language: str) -> None:
         prompt = name.removeprefix("favad/")
-        click.echo(f"  🔊 {texts.get(prompt, prompt)}")
+        if language not in texts:
+            texts[language] = _texts(settings, language)
+        click.echo(f"  🔊 [{language}] {texts[language].get(prompt, prompt)}")
 
     def ask(_name: str) -> str:
         return click.prompt("  ⌨ keys (Enter = silence)", default="-", show_default=False).strip() or "-"
@@ -197,7 +207,7 @@ def call(ctx, host, port, province, digits, speak):
         result = asyncio.run(run_call(host or settings.listen_host, port or settings.listen_port,
                                       script=settings.script, args=(province,) if province else (),
                                       caller=caller, sounds_dir=settings.sounds_path,
-                                      on_prompt=on_prompt))
+                                      language=lang, on_heard=on_heard))
     except (ConnectionError, OSError) as e:
         fail(f"no FastAGI server at {host or settings.listen_host}:{port or settings.listen_port} "
              f"({e.strerror or e}); start one with `favad serve`")
@@ -205,15 +215,31 @@ def call(ctx, host, port, province, digits, speak):
                + (f", FAVAD_NEXT={result.variables['FAVAD_NEXT']}" if "FAVAD_NEXT" in result.variables else ""))
 
 
-def _texts(settings) -> dict[str, str]:
+def _texts(settings, language: str = "fa") -> dict[str, str]:
     from db.engine import make_engine, make_sessionmaker
-    from ivr.catalog import full_catalog, static_catalog
+    from ivr.catalog import full_catalog, offers, spoken, static_catalog
 
     try:
         with make_sessionmaker(make_engine(settings.db_url))() as s:
-            return full_catalog(s)
+            return full_catalog(s, language)
     except Exception:
-        return static_catalog()
+        persian = {**static_catalog(), **{pid: e.text for pid, e in offers().items()}}
+        return {pid: e.text for pid, e in spoken(language, persian).items()}
+
+
+def _province_language(settings, province: str) -> str:
+    """The province's default language, as the generated dialplan sets it (Persian if unknown)."""
+    from sqlalchemy import select
+
+    from db.engine import make_engine, make_sessionmaker
+    from db.models import Province
+
+    try:
+        with make_sessionmaker(make_engine(settings.db_url))() as s:
+            langs = s.scalar(select(Province.languages).where(Province.area_code == province))
+    except Exception:
+        langs = None
+    return (langs or "fa").split(",")[0].strip() or "fa"
 
 
 @click.group()
@@ -236,7 +262,30 @@ def menu_check(ctx):
     missing = sorted(i for i in m.prompt_ids() if i not in static_catalog())
     if missing:
         fail(f"{m.source}: prompts without a text in the catalog: {', '.join(missing)}")
+    _check_languages(m)
     click.echo(f"{m.source}: ok, {len(m.prompt_ids())} prompts")
+
+
+def _check_languages(m) -> None:
+    """Each language's catalog against Persian's: what it lacks is said in Persian (a warning);
+    a key for a language 128 does not know is an error."""
+    from ivr.catalog import PERSIAN, languages, missing, static_catalog, with_catalog
+
+    keyed = m.keys("language") if "language" in m.data else {}
+    unknown = sorted(set(keyed.values()) - set(languages()))
+    if unknown:
+        fail(f"{m.source}: [language.keys] names languages not in ivr/languages.toml: {', '.join(unknown)}")
+    ids = m.prompt_ids() | set(static_catalog())
+    for code in languages():
+        if code == PERSIAN:
+            continue
+        if code not in with_catalog():
+            click.echo(f"{code}: no catalog (ivr/catalog.{code}.toml): every prompt said in Persian")
+            continue
+        lacking = missing(code, ids)
+        click.echo(f"{code}: " + (f"{len(lacking)} prompt(s) said in Persian: {', '.join(lacking)}"
+                                  if lacking else f"all {len(ids)} prompts"))
+
 
 
 @click.group()

@@ -18,3 +18,5 @@ class Directory:
     agencies: frozenset[str] = frozenset()
     offices: dict[str, OfficeInfo] = field(default_factory=dict)
     indicators: frozenset[str] = frozenset()
+    # area code -> the languages offered there, its default first (none listed: Persian)
+    languages: dict[str, tuple[str, ...]] = field(default_factory=dict)

@@ -1,7 +1,7 @@
 """What the call flow asks for (actions) and what it is told back (events)."""
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 
 # ---- actions: the flow -> a driver -------------------------------------------------------
@@ -24,6 +24,13 @@ class Play:
 
     prompts: tuple[str, ...]
     interruptible: bool = True
+
+
+@dataclass(frozen=True)
+class SetLanguage:
+    """Speak ``language`` from now on (Asterisk's CHANNEL(language): sounds/<language>/favad/)."""
+
+    language: str
 
 
 @dataclass(frozen=True)
@@ -76,9 +83,11 @@ class Finish:
     outcome: str
     province_code: str | None
     next: str = "hangup"
+    # the language the call ended in, for the monthly counts per language (set by the flow)
+    language: str | None = field(default=None, compare=False)
 
 
-Action = Ask | Play | Record | Discard | FileComplaint | LookupStatus | RateComplaint | Finish
+Action = Ask | Play | SetLanguage | Record | Discard | FileComplaint | LookupStatus | RateComplaint | Finish
 
 
 # ---- events: a driver -> the flow --------------------------------------------------------

@@ -7,6 +7,7 @@ clean-up actions (discard an unsubmitted recording, record the anonymous outcome
 """
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Generator
 
 from ivr.directory import Directory
@@ -18,10 +19,12 @@ from ivr.events import (
     Event,
     FileComplaint,
     Finish,
+    Input,
     LookupStatus,
     Play,
     RateComplaint,
     Record,
+    SetLanguage,
 )
 from ivr.menu import Menu
 from common.tracking import is_well_formed
@@ -30,6 +33,7 @@ from common.tracking import is_well_formed
 OUTCOME_RANK = ("abandoned", "failed_input", "system_error", "province_inactive", "operator",
                 "followup", "out_of_scope", "refused", "complaint_filed")
 MAX_REPEATS = 10
+DEFAULT_LANGUAGE = "fa"  # a province that lists none, and a caller whose province is not known yet
 
 Flow = Generator[Action, Event, None]
 
@@ -51,6 +55,8 @@ class Call:
         self._new_name = new_name
         self._province_arg = (province_arg or "").strip()
         self.province: str | None = None
+        # what the channel speaks: the driver sets it before the first prompt, the flow changes it
+        self.language = self._languages(self._province_arg)[0]
         self.outcome: str | None = None
         self.finished = False
         self._recording: str | None = None  # written by Asterisk, not yet part of a complaint
@@ -72,13 +78,23 @@ class Call:
             self._recording = None
         if not self.finished:
             self.finished = True
-            actions.append(Finish(self.outcome or "abandoned", self.province))
+            actions.append(Finish(self.outcome or "abandoned", self.province, language=self.language))
         return actions
 
     def _step(self, action: Action) -> Action:
         if isinstance(action, Finish):
             self.finished = True
+            action = dataclasses.replace(action, language=self.language)
         return action
+
+    def _languages(self, province: str | None) -> tuple[str, ...]:
+        return self.dir.languages.get(province or "") or (DEFAULT_LANGUAGE,)
+
+    def _speak(self, language: str) -> Flow:
+        """Switch the channel's language; remembered for the rest of the call."""
+        if language != self.language:
+            self.language = language
+            yield SetLanguage(language)
 
     def _note(self, outcome: str) -> None:
         if self.outcome is None or OUTCOME_RANK.index(outcome) > OUTCOME_RANK.index(self.outcome):
@@ -95,6 +111,7 @@ class Call:
             if province is None:
                 yield from self._fail()
                 return
+            yield from self._speak(self._languages(province)[0])
         self.province = province
         if province not in self.dir.active_provinces:
             self._note("province_inactive")
@@ -106,9 +123,13 @@ class Call:
         main_prompts = tuple(m.section("main")["prompts"])
         if self.operator:
             main_prompts += tuple(m.section("main").get("operator_prompts", ()))
-        while True:
-            choice = yield from self._menu("main", main_prompts, lead)
+        typed = ""
+        if self._offers(province):
+            typed = yield from self._choose_language(lead, province)
             lead = ()
+        while True:
+            choice = yield from self._menu("main", main_prompts, lead, typed)
+            lead, typed = (), ""
             if choice is None:
                 yield from self._fail()
                 return
@@ -128,12 +149,38 @@ class Call:
                 yield from self._fail()
             return
 
-    def _menu(self, name: str, prompts: tuple[str, ...], lead: tuple[str, ...] = ()) -> Flow:
-        """Ask a one-key question; the action of the key, or None when tries ran out."""
+    def _offers(self, province: str) -> dict[str, str]:
+        """key -> language, for the languages the province offers (none: only one is spoken)."""
+        offered = self._languages(province)
+        if len(offered) < 2 or "language" not in self.menu.data:
+            return {}
+        return {k: lang for k, lang in self.menu.keys("language").items() if lang in offered}
+
+    def _choose_language(self, lead: tuple[str, ...], province: str) -> Flow:
+        """The welcome offers the province's other languages, each in its own words; a key that
+        picks none is the caller typing ahead, and answers the main menu (returned)."""
+        offers = self._offers(province)
+        said = tuple(f"language-{lang}" for lang in self._languages(province)
+                     if lang != self.language and lang in offers.values())
+        event = yield Ask(lead + tuple(self.menu.section("language").get("prompts", ())) + said, 1,
+                          self.menu.timeout_ms("language"), "language")
+        chosen = offers.get(event.digits[:1])
+        if chosen is None:
+            return event.digits[:1]
+        yield from self._speak(chosen)
+        return ""
+
+    def _menu(self, name: str, prompts: tuple[str, ...], lead: tuple[str, ...] = (),
+              typed: str = "") -> Flow:
+        """Ask a one-key question; the action of the key, or None when tries ran out. ``typed``:
+        a key the caller already pressed for it (during the welcome)."""
         keys = self.menu.keys(name)
         tries, repeats = 0, 0
         while tries < self.menu.tries(name) and repeats < MAX_REPEATS:
-            event = yield Ask(lead + prompts, 1, self.menu.timeout_ms(name), name)
+            if typed:
+                event, typed = Input(typed), ""
+            else:
+                event = yield Ask(lead + prompts, 1, self.menu.timeout_ms(name), name)
             action = keys.get(event.digits[:1]) if event.digits else None
             if action == "operator" and not self.operator:
                 action = None

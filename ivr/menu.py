@@ -1,6 +1,7 @@
 """The menu configuration (ivr/menu.toml or the admin's copy), loaded and checked."""
 from __future__ import annotations
 
+import re
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,6 +21,7 @@ ACTIONS = {
 REQUIRED = ("defaults", "welcome", "province", "main", "office", "agency", "confirm_office",
             "indicator", "recording", "summary", "filed", "followup", "rating")
 DIGITS = set("0123456789*#")
+LANGUAGE_CODE = re.compile(r"^[a-z]{2,3}(?:_[A-Za-z]+)?$")  # Asterisk's language names: fa, az, ckb, fa_IR
 
 
 class MenuError(Exception):
@@ -96,6 +98,10 @@ def load_menu(path: str | None = None, indicator_codes: set[str] | None = None) 
             )
             if not ok:
                 raise MenuError(f"[{section}.keys] {digit!r} = {action!r}: unknown action")
+    for digit, language in data.get("language", {}).get("keys", {}).items():
+        if digit not in DIGITS or not isinstance(language, str) or not LANGUAGE_CODE.match(language):
+            raise MenuError(f"[language.keys] {digit!r} = {language!r}: a phone key and a language "
+                            f"code (fa, az, ku, ar, ...)")
     if "repeat" in data["main"].get("keys", {}).values() and not data["main"].get("prompts"):
         raise MenuError("[main] needs prompts")
     return Menu(data, str(source))

@@ -43,6 +43,8 @@ def load_directory(s: Session, today: dt.date) -> Directory:
         agencies=frozenset(s.scalars(select(Agency.code))),
         offices={o: OfficeInfo(o, a, pr) for o, a, pr in offices},
         indicators=frozenset(s.scalars(select(Indicator.code))),
+        languages={p.area_code: tuple(c.strip() for c in p.languages.split(",") if c.strip())
+                   for p in provinces if p.languages},
     )
 
 

@@ -19,6 +19,7 @@ A ``-1`` with no hangup means a missing sound file; ``CHANNEL STATUS`` tells the
 """
 from __future__ import annotations
 
+import dataclasses
 import logging
 import math
 from collections.abc import Generator
@@ -36,6 +37,7 @@ from ivr.events import (
     Played,
     Record,
     Recorded,
+    SetLanguage,
 )
 from ivr.flow import Call
 
@@ -200,10 +202,10 @@ class Unavailable(Conversation):
 
 
 class AgiSession(Conversation):
-    def __init__(self, call: Call, sound_prefix: str = "favad/", language: str | None = "fa"):
+    def __init__(self, call: Call, sound_prefix: str = "favad/", language: str | None = None):
         self.call = call
         self.prefix = sound_prefix
-        self.language = language
+        self.language = language or call.language  # the province's default, set before any prompt
         self.missing_prompts: set[str] = set()
         self.finish: Finish | None = None
         self.step = ""
@@ -245,7 +247,7 @@ class AgiSession(Conversation):
             action = self._left.pop(0)
             if isinstance(action, Finish):
                 if failed:
-                    action = Finish("system_error", action.province_code, action.next)
+                    action = dataclasses.replace(action, outcome="system_error")
                 self.finish = action
             yield Effect(action)
         yield Close()
@@ -261,6 +263,11 @@ class AgiSession(Conversation):
             return Played()
         if isinstance(action, Record):
             return (yield from self._record(action))
+        if isinstance(action, SetLanguage):
+            # Asterisk finds favad/<id> under sounds/<language>/ from the next prompt on
+            yield from self._cmd(p.set_variable("CHANNEL(language)", action.language))
+            self.language = action.language
+            return Done()
         event = yield Effect(action)
         return Done() if isinstance(action, Discard) else event
 

@@ -206,7 +206,8 @@ class Channel:
                  uniqueid: str = "1795816935.1", context: str = "favad-inbound",
                  extension: str = "128", priority: int = 3, threadid: int = 139690603693760,
                  callingpres: int = 0, variables: dict[str, str] | None = None,
-                 astdb: dict | None = None, on_prompt: Callable[[str], None] | None = None):
+                 astdb: dict | None = None, on_prompt: Callable[[str], None] | None = None,
+                 on_heard: Callable[[str, str], None] | None = None):
         self.caller = caller if caller is not None else Caller()
         self.sounds_dir = sounds_dir
         self.callerid, self.calleridname, self.language = callerid, calleridname, language
@@ -216,6 +217,7 @@ class Channel:
         self.vars: dict[str, str] = dict(variables or {})
         self.db = astdb if astdb is not None else {}
         self.on_prompt = on_prompt
+        self.on_heard = on_heard  # (name, the channel's language when it played)
         self.up = True          # the caller is still there
         self.dead = False       # AGI runs in dead mode (the hangup notice was delivered)
         self.needhup = False    # hung up, notice not yet delivered
@@ -291,6 +293,8 @@ class Channel:
         self.last_prompt = name
         if self.on_prompt is not None:
             self.on_prompt(name)
+        if self.on_heard is not None:
+            self.on_heard(name, self.language)
 
     def _hangup_seen(self) -> None:
         # run_agi: ast_read() returns NULL -> returnstatus = HANGUP unless already set

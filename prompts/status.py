@@ -7,37 +7,47 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from prompts.build import fingerprint, load_manifest, prompt_dir, recording_for
+from prompts.build import fingerprint, load_manifest, prompt_dir, recording_for, studio_for, text_fingerprint
 from prompts.formats import file_for
 
 
 @dataclass(frozen=True)
 class PromptState:
     prompt: str
-    state: str  # ok | missing | stale
+    state: str  # ok | missing | stale | persian (the language's catalog has no words for it)
     detail: str
     source: str  # recording | espeak | tone | by hand | none
+    language: str = "fa"
 
 
 def survey(texts: dict[str, str], ids: Iterable[str], sounds_dir: str, formats: tuple[str, ...],
-           recordings_dir: str | None) -> list[PromptState]:
-    manifest = load_manifest(sounds_dir)
+           recordings_dir: str | None, language: str = "fa", voices: dict[str, str] | None = None,
+           persian: Iterable[str] = ()) -> list[PromptState]:
+    """Each prompt's state in ``language``'s folder; ``persian``: the prompts said in Persian
+    there for want of words in the language (reported, not an error)."""
+    manifest = load_manifest(sounds_dir, language)
+    recordings_dir = studio_for(recordings_dir, language)
+    borrowed = set(persian)
     out = []
     for prompt in sorted(ids):
         entry = manifest.get(prompt)
-        files = {f: file_for(prompt_dir(sounds_dir) / prompt, f) for f in formats}
+        files = {f: file_for(prompt_dir(sounds_dir, language) / prompt, f) for f in formats}
         absent = [f for f, path in files.items() if not path.exists()]
         rec = recording_for(recordings_dir, prompt)
         source = entry["source"] if entry else ("by hand" if len(absent) < len(files) else "none")
         if absent:
-            out.append(PromptState(prompt, "missing", "no " + ", ".join(absent) + " file", source))
+            out.append(PromptState(prompt, "missing", "no " + ", ".join(absent) + " file", source, language))
             continue
-        out.append(PromptState(prompt, *_staleness(entry, rec, texts.get(prompt, prompt),
-                                                   list(files.values())), source))
+        state, detail = _staleness(entry, rec, texts.get(prompt, prompt), list(files.values()),
+                                   (voices or {}).get(prompt, "fa"))
+        if state == "ok" and prompt in borrowed and rec is None:
+            state, detail = "persian", f"no {language} text: said in Persian"
+        out.append(PromptState(prompt, state, detail, source, language))
     return out
 
 
-def _staleness(entry: dict | None, rec: Path | None, text: str, files: list[Path]) -> tuple[str, str]:
+def _staleness(entry: dict | None, rec: Path | None, text: str, files: list[Path],
+               voice: str = "fa") -> tuple[str, str]:
     if rec is not None:
         if rec.stat().st_mtime > min(f.stat().st_mtime for f in files):
             return "stale", f"recording {rec.name} is newer than the built file"
@@ -48,6 +58,6 @@ def _staleness(entry: dict | None, rec: Path | None, text: str, files: list[Path
         return "ok", ""
     if entry is not None and entry.get("source") == "recording":
         return "ok", "recording no longer in the studio folder; built file kept"
-    if entry is not None and entry.get("fingerprint") != fingerprint(text.encode()):
+    if entry is not None and entry.get("fingerprint") != text_fingerprint(text, voice):
         return "stale", "its text changed since the stand-in was made"
     return "ok", ""

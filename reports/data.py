@@ -95,6 +95,9 @@ class MonthData:
     end: dt.datetime
     complaints: Complaints
     calls: dict[int | None, dict[str, int]]  # province id (None: unknown) -> outcome -> count
+    # province id -> language ("" before it was recorded) -> [calls, complaints filed]: how much
+    # each language is used where, never who used it
+    languages: dict[int | None, dict[str, list[int]]] = field(default_factory=dict)
 
 
 def reference(s: Session) -> Reference:
@@ -184,7 +187,16 @@ def month(s: Session, start: dt.datetime, end: dt.datetime, sla_only: bool = Fal
             .where(CallRecord.started_at >= start, CallRecord.started_at < end)
             .group_by(CallRecord.province_id, CallRecord.outcome)):
         calls[province_id][outcome_] += k
-    return MonthData(start, end, complaints, {k: dict(v) for k, v in calls.items()})
+    languages: dict = defaultdict(lambda: defaultdict(lambda: [0, 0]))
+    for province_id, language, outcome_, k in s.execute(
+            select(CallRecord.province_id, CallRecord.language, CallRecord.outcome, func.count())
+            .where(CallRecord.started_at >= start, CallRecord.started_at < end)
+            .group_by(CallRecord.province_id, CallRecord.language, CallRecord.outcome)):
+        counts = languages[province_id][language or ""]
+        counts[0] += k
+        counts[1] += k if outcome_ == "complaint_filed" else 0
+    return MonthData(start, end, complaints, {k: dict(v) for k, v in calls.items()},
+                     {k: dict(v) for k, v in languages.items()})
 
 
 def offices(s: Session, ids: set[int]) -> dict[int, Office]:

@@ -96,6 +96,8 @@ class Report:
     population_source: str
     unranked: int = 0
     calls_unknown_province: int = 0
+    # (area code, province, language, calls, complaints filed) per province and language spoken
+    languages: list[tuple[str, str, str, int, int]] = field(default_factory=list)
     measured: "Measured | None" = field(default=None, repr=False)  # the month's, for the cards
     ref: Reference | None = field(default=None, repr=False)
 
@@ -257,7 +259,15 @@ def build(month: Month, data: MonthData, prev: MonthData | None, ref: Reference,
     holidays = sorted(d for d in p.calendar.holidays if first_day <= d <= last_day)
     return Report(month, as_of, total, agencies, provinces, codes, hotspots(data, ref, top), matrix,
                   p.sla_hours, p.ack_hours, p.calendar.spec, holidays, ref.population_source,
-                  unranked, sum(data.calls.get(None, {}).values()), measured, ref)
+                  unranked, sum(data.calls.get(None, {}).values()), by_language(data, ref),
+                  measured, ref)
+
+
+def by_language(data: MonthData, ref: Reference) -> list[tuple[str, str, str, int, int]]:
+    """Calls and complaints per province and language, provinces as the report orders them."""
+    return [(pr.area_code, pr.name_fa, language, calls, filed)
+            for pr in ref.provinces
+            for language, (calls, filed) in sorted(data.languages.get(pr.id, {}).items())]
 
 
 def _last_day(month: Month) -> dt.date:

@@ -69,3 +69,34 @@ def provinces_deactivate(ctx, code):
         name = f"{province.name_en} ({province.area_code}, {province.name_fa})"
     click.echo(f"{name}: 128 is switched off there (running servers notice within "
                f"{DIRECTORY_TTL:.0f} s)")
+
+
+@provinces.command("languages")
+@click.argument("code")
+@click.argument("languages", required=False)
+@click.pass_context
+@_guard
+def provinces_languages(ctx, code, languages):
+    """Show or set the languages a province is offered, its default first: `41 az,fa`."""
+    from ivr.catalog import languages as known, with_catalog
+    from ivr.reference import TTL as DIRECTORY_TTL
+
+    with _session(ctx) as s:
+        province = _find(s, code)
+        name = f"{province.name_en} ({province.area_code}, {province.name_fa})"
+        if not languages:
+            click.echo(f"{name}: {province.languages}")
+            return
+        codes = [c.strip() for c in languages.split(",") if c.strip()]
+        unknown = [c for c in codes if c not in known()]
+        if not codes or unknown or len(set(codes)) != len(codes):
+            fail(f"{languages!r}: give distinct language codes, the default first, from "
+                 f"{', '.join(known())} (ivr/languages.toml)")
+        province.languages = ",".join(codes)
+        s.commit()
+    for c in codes:
+        if c not in with_catalog():
+            click.echo(f"favad: warning: {c} has no catalog (ivr/catalog.{c}.toml): its callers "
+                       f"hear Persian", err=True)
+    click.echo(f"{name}: {','.join(codes)} ({codes[0]} first; running servers notice within "
+               f"{DIRECTORY_TTL:.0f} s; `favad dialplan deploy` sets it for the apology too)")

@@ -30,6 +30,7 @@ CALLER_NAME = "Test"
 @pytest.fixture(scope="session")
 def sounds_dir(tmp_path_factory) -> str:
     """Real WAV prompts for every id a call can play, built by the project's own builder."""
+    from ivr.catalog import offers, spoken, with_catalog
     from prompts.build import build
 
     texts = static_catalog()
@@ -37,8 +38,11 @@ def sounds_dir(tmp_path_factory) -> str:
     ref = tomllib.loads((ROOT / "db/reference.toml").read_text(encoding="utf-8"))
     texts.update({f"agency-{a['code']}": a["name_fa"] for a in demo["agency"]})
     texts.update({f"indicator-{i['code']}": i["name_fa"] for i in ref["indicator"]})
+    texts.update({pid: e.text for pid, e in offers().items()})
     path = tmp_path_factory.mktemp("sounds")
-    build(texts, texts, str(path), engine="tone")
+    for language in with_catalog():  # every language a province may speak, each in its folder
+        said = {pid: e.say for pid, e in spoken(language, texts).items()}
+        build(said, said, str(path), engine="tone", language=language)
     return str(path)
 
 

@@ -63,7 +63,11 @@ def test_render_gives_each_province_trunk_its_context_and_keeps_callers_out_of_r
     qazvin = inbound["favad-inbound-qazvin"]
     assert [(s.exten, s.app, s.args) for s in qazvin] == [
         ("128", "Set", "CDR_PROP(disable)=1"), ("128", "Set", "FAVAD_PROVINCE=28"),
-        ("128", "Goto", "favad-ivr,start,1")]
+        ("128", "Set", "CHANNEL(language)=fa"), ("128", "Goto", "favad-ivr,start,1")]
+    # each province starts in its default language (Tabriz: Azerbaijani, Ahvaz: Arabic)
+    assert ("Set", "CHANNEL(language)=az") in [(s.app, s.args) for s in inbound["favad-inbound-east-azerbaijan"]]
+    assert ("Set", "CHANNEL(language)=ar") in [(s.app, s.args) for s in inbound["favad-inbound-khuzestan"]]
+    assert not any("CHANNEL(language)" in s.args for s in plan.contexts["favad-ivr"])
     assert all(steps[0].args == "CDR_PROP(disable)=1" for steps in inbound.values())
     ivr = plan.contexts["favad-ivr"]
     agi = [s.args for s in ivr if s.app == "AGI"]

@@ -227,16 +227,23 @@ class FastAgiServer(Application):
         """Serve until ``stop`` is set, then let calls in progress finish for ``grace`` seconds;
         the calls still running then end with their clean-up and records."""
         await stop.wait()
-        self.server.close()
+        self.server.close()  # first: Asterisk's next connection is refused and tries the next server
         self._housekeeper.cancel()
         self._watchdog.cancel()
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + grace
+        # a connection accepted just before the close gets its handler a few loop turns later:
+        # it is a call in progress too, so look again until none is left or the grace is over
+        await asyncio.sleep(0.1)
         if self.active:
             log.info("waiting up to %.0f s for %d call(s) in progress", grace, len(self.active))
-            _, pending = await asyncio.wait(set(self.active), timeout=grace)
-            for task in pending:
-                task.cancel()
-            if pending:
-                await asyncio.wait(pending, timeout=5)
+        while self.active and loop.time() < deadline:
+            await asyncio.wait(set(self.active), timeout=deadline - loop.time())
+        pending = set(self.active)
+        for task in pending:
+            task.cancel()
+        if pending:
+            await asyncio.wait(pending, timeout=5)
         self.turned_away.flush(force=True)
         self.executor.shutdown(wait=True)
         self.backend.close()

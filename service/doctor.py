@@ -18,6 +18,7 @@ from pathlib import Path
 from config import Settings
 
 MIN_FREE_BYTES = 1_000_000_000  # the journal keeps complaints while the database is away
+PROBE_TIMEOUT = 10.0  # seconds at most for the mail server and the SMS provider to answer
 
 
 @dataclass(frozen=True)
@@ -175,6 +176,84 @@ def _recordings(s: Settings):
     return True, f"{path} writable here and by its group", ""
 
 
+def _smtp(s: Settings):
+    """Connect, EHLO, STARTTLS and login as the dispatcher would, then QUIT: no MAIL command."""
+    import smtplib
+    import ssl
+
+    from dispatch.channels.email import Smtp
+
+    if not s.smtp_host:
+        return True, "smtp_host empty: emails are written to the Maildir (set smtp_host to send them)", ""
+    smtp = Smtp(s)
+    smtp.timeout = min(smtp.timeout, PROBE_TIMEOUT)
+    where = f"{smtp.host}:{smtp.port} ({smtp.security})"
+    try:
+        conn = smtp._connect()
+        try:
+            code, _ = conn.ehlo()  # STARTTLS and login have sent it already; once more is harmless
+            if code != 250:
+                return False, f"{where}: EHLO answered {code}", "check smtp_host: it is not a mail server that takes EHLO"
+        finally:
+            try:
+                conn.quit()
+            except (smtplib.SMTPException, OSError):
+                conn.close()
+    except smtplib.SMTPAuthenticationError as e:
+        return False, f"{where}: login refused ({e.smtp_code})", "check smtp_user and smtp_password"
+    except smtplib.SMTPNotSupportedError:
+        return False, f"{where}: no STARTTLS offered", \
+            'set smtp_security = "tls" (port 465) if the server speaks TLS at once, or ask for STARTTLS'
+    except ssl.SSLError as e:
+        return False, f"{where}: TLS failed ({e.reason or type(e).__name__})", \
+            "set smtp_ca_file to the CA of the server's certificate, or check smtp_security and smtp_port"
+    except (smtplib.SMTPException, OSError) as e:
+        return False, f"{where}: {_why(e)}", \
+            "check smtp_host and smtp_port, and that the firewall lets this machine reach the mail server"
+    return True, f"{where}: answered" + (f", logged in as {smtp.user}" if smtp.user else ""), ""
+
+
+def _sms(s: Settings):
+    """A GET of sms_url itself (not the API's path: it holds the key and sends): it answers."""
+    import http.client
+    import ssl
+    import urllib.parse
+
+    if not s.sms_url:
+        return True, "sms_url empty: SMS are appended to sms_file (set sms_url to send them)", ""
+    url = urllib.parse.urlsplit(s.sms_url)
+    where = f"{url.scheme}://{url.netloc}{url.path}"  # a key in the URL's query stays out of the output
+    timeout = min(s.sms_timeout, PROBE_TIMEOUT)
+    try:
+        if url.scheme == "https":
+            conn = http.client.HTTPSConnection(url.hostname, url.port, timeout=timeout,
+                                               context=ssl.create_default_context())
+        elif url.scheme == "http":
+            conn = http.client.HTTPConnection(url.hostname, url.port, timeout=timeout)
+        else:
+            return False, f"{where}: not an http(s) URL", "set sms_url to the provider's base URL, e.g. https://api.kavenegar.com"
+        try:
+            conn.request("GET", url.path or "/", headers={"User-Agent": "favad doctor"})
+            status = conn.getresponse().status
+        finally:
+            conn.close()
+    except ssl.SSLError as e:
+        return False, f"{where}: TLS failed ({e.reason or type(e).__name__})", \
+            "check sms_url's scheme (https or http) and the machine's CA certificates"
+    except (http.client.HTTPException, OSError) as e:
+        return False, f"{where}: {_why(e)}", \
+            "check sms_url, and that the firewall lets this machine reach the provider over HTTP(S)"
+    return True, f"{where}: answers (HTTP {status})", ""
+
+
+def _why(e: Exception) -> str:
+    if isinstance(e, socket.gaierror):
+        return "the host name does not resolve"
+    if isinstance(e, (TimeoutError, socket.timeout)):
+        return "no answer in time"
+    return f"{type(e).__name__} {getattr(e, 'strerror', None) or e}".strip()
+
+
 def _disk(s: Settings):
     folder = Path(s.data_dir)
     free = shutil.disk_usage(folder if folder.exists() else folder.parent).free
@@ -196,7 +275,7 @@ def _clock(s: Settings):
 CHECKS = [("configuration", _config), ("database", _database), ("keys", _keys),
           ("fastagi", _fastagi), ("ami", _ami_login), ("modules", _modules),
           ("dialplan", _dialplan), ("prompts", _prompts), ("recordings", _recordings),
-          ("disk", _disk), ("clock", _clock)]
+          ("smtp", _smtp), ("sms", _sms), ("disk", _disk), ("clock", _clock)]
 
 
 def run(settings: Settings, only: tuple[str, ...] = ()) -> list[Result]:

@@ -11,6 +11,7 @@ import pytest
 from click.testing import CliRunner
 
 from cli import main
+from config import Settings
 from conftest import favad_env
 from ivr.catalog import needed
 from pbxsim.ami import STOCK_MODULES, AmiPeer, PeerThread
@@ -100,3 +101,78 @@ def test_doctor_json_for_monitoring_and_exit_code(deployment):
     assert all(set(r) == {"name", "ok", "found", "fix"} for r in results.values())
     text = CliRunner(mix_stderr=False).invoke(main, ["doctor", "--only", "ami"], env=env)
     assert text.stdout.startswith("FAIL ami") and "fix: check manager.conf" in text.stdout
+
+
+def greets(s, name: str) -> doctor.Result:
+    (result,) = doctor.run(s, only=(name,))
+    return result
+
+
+def test_doctor_greets_the_mail_server_without_sending_and_names_each_way_it_fails(tmp_path):
+    import ssl
+    import subprocess
+
+    from aiosmtpd.smtp import AuthResult
+
+    from dispatch.loopback import SmtpSink
+
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+                    "-keyout", tmp_path / "key.pem", "-out", tmp_path / "cert.pem", "-subj", "/CN=127.0.0.1",
+                    "-addext", "subjectAltName=IP:127.0.0.1"], check=True, capture_output=True)
+    tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    tls.load_cert_chain(tmp_path / "cert.pem", tmp_path / "key.pem")
+
+    def auth(server, session, envelope, mechanism, data):
+        return AuthResult(success=(data.login, data.password) == (b"favad", b"s3cret"), handled=False)
+
+    plain = SmtpSink().start()
+    secure = SmtpSink(tls_context=tls, require_starttls=True, authenticator=auth, auth_required=True).start()
+    base = Settings(data_dir=str(tmp_path / "data"), smtp_host="127.0.0.1", smtp_timeout=2)
+    login = dataclasses.replace(base, smtp_port=secure.port, smtp_security="starttls", smtp_user="favad",
+                                smtp_password="s3cret", smtp_ca_file=str(tmp_path / "cert.pem"))
+    try:
+        assert greets(dataclasses.replace(base, smtp_host=""), "smtp").ok  # the Maildir: nothing to reach
+        assert greets(dataclasses.replace(base, smtp_port=plain.port, smtp_security="none"), "smtp").ok
+        good = greets(login, "smtp")
+        assert good.ok and "logged in as favad" in good.found
+
+        bad = greets(dataclasses.replace(login, smtp_password="wrong"), "smtp")
+        assert not bad.ok and bad.fix == "check smtp_user and smtp_password"
+        bad = greets(dataclasses.replace(login, smtp_ca_file=""), "smtp")  # a certificate nobody vouches for
+        assert not bad.ok and "TLS failed" in bad.found and "smtp_ca_file" in bad.fix
+        bad = greets(dataclasses.replace(base, smtp_port=plain.port, smtp_security="starttls"), "smtp")
+        assert not bad.ok and "no STARTTLS" in bad.found and 'smtp_security = "tls"' in bad.fix
+        plain.stop()
+        bad = greets(dataclasses.replace(base, smtp_port=plain.port, smtp_security="none"), "smtp")
+        assert not bad.ok and "firewall" in bad.fix
+    finally:
+        plain.stop()
+        secure.stop()
+    assert plain.messages == secure.messages == []  # greeted, never sent to
+
+
+def test_doctor_reaches_the_sms_provider_without_sending_and_names_each_way_it_fails(tmp_path):
+    import socket
+
+    from dispatch.loopback import SmsSink
+
+    sink = SmsSink().start()
+    base = Settings(data_dir=str(tmp_path / "data"), sms_url=sink.url, sms_api_key="k3y", sms_timeout=1)
+    try:
+        assert greets(dataclasses.replace(base, sms_url=""), "sms").ok  # the local file: nothing to reach
+        good = greets(base, "sms")
+        assert good.ok and "answers" in good.found and "k3y" not in good.found
+        bad = greets(dataclasses.replace(base, sms_url=sink.url.replace("http:", "https:")), "sms")
+        assert not bad.ok and "TLS failed" in bad.found and "https or http" in bad.fix
+        bad = greets(dataclasses.replace(base, sms_url="http://sms.invalid"), "sms")
+        assert not bad.ok and "does not resolve" in bad.found and "check sms_url" in bad.fix
+        with socket.socket() as mute:  # listens, never answers: a provider behind a dropping firewall
+            mute.bind(("127.0.0.1", 0))
+            mute.listen()
+            bad = greets(dataclasses.replace(base, sms_url=f"http://127.0.0.1:{mute.getsockname()[1]}"), "sms")
+        assert not bad.ok and "no answer in time" in bad.found and "firewall" in bad.fix
+    finally:
+        sink.stop()
+    bad = greets(base, "sms")
+    assert not bad.ok and "firewall" in bad.fix
+    assert sink.requests == []  # nothing sent

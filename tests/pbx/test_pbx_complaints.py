@@ -5,15 +5,13 @@ import json
 import re
 
 from .calls import CALLER, cdr_rows
-import pytest
-
 from .scenarios import FILED, LOAD_CALLS, TYPED_ON_INDICATOR
 
 CLASSIC_HEADER = "agi_request: favad-agi"
 
 
 def new_complaints(wave) -> list[dict]:
-    """What the wave stored, but for the typed-on agency call (a known defect, below)."""
+    """What the wave stored from the FILED callers (the typed-on agency call is checked apart)."""
     seen = {c["case_number"] for c in wave.before}
     return [c for c in wave.after if c["case_number"] not in seen and c["indicator"] != TYPED_ON_INDICATOR]
 
@@ -57,9 +55,8 @@ def test_on_asterisk_a_star_does_not_end_get_data(wave):
     assert office[0] == "200 result=*102", office
 
 
-@pytest.mark.xfail(strict=True, reason="found on the real PBX: the flow takes '*102' as '*' and asks "
-                   "for the agency again, dropping the code already typed (ivr/flow.py _choose_office)")
 def test_an_agency_code_typed_right_after_the_star_is_taken(wave):
+    """Found by this suite: the flow used to take '*102' as '*' and ask for the agency again."""
     filed = [c for c in wave.after if c["indicator"] == TYPED_ON_INDICATOR]
     assert [c["agency"] for c in filed] == ["102"]
 

@@ -113,6 +113,10 @@ class _Scraped:
             log.warning("metrics: the database could not be read (%s)", type(e).__name__)
             up = False
         yield GaugeMetricFamily("favad_database_up", "The database answered the last scrape", value=int(up))
+        ready = GaugeMetricFamily("favad_ready", "1 when the part /healthz needs is ready", labels=["part"])
+        for part, ok in self.m.health().items():  # a stopping server drains with fastagi 0
+            ready.add_metric([part], int(ok))
+        yield ready
 
     def _database(self):
         from db.models import Complaint

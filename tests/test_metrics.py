@@ -78,6 +78,7 @@ def test_metrics_move_during_calls_and_no_label_names_a_number_code_or_recording
         assert after[("favad_outbox_pending", (("channel", "email"),))] >= 0  # no units in the demo data
         assert after[("favad_outbox_oldest_unsent_seconds", (("channel", "email"),))] >= 0
         assert after[("favad_database_up", ())] == 1 and after[("favad_journal_backlog", ())] == 0
+        assert {after[("favad_ready", (("part", part),))] for part in ("database", "writer", "fastagi")} == {1}
         text = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10).read().decode()
         labels = re.findall(r'="([^"]*)"', text)
         assert labels and not [v for v in labels if re.search(r"\d", v) and not re.fullmatch(r"[\d.e+]+|\+Inf", v)]
@@ -99,6 +100,8 @@ def test_healthz_names_what_is_not_ready(backend, tmp_path):
     web = MetricsServer(figures, "127.0.0.1", 0).start()
     try:
         assert health(web.port) == (503, {"ready": False, "database": True, "writer": True, "fastagi": False})
+        assert scrape(web.port)[("favad_ready", (("part", "fastagi"),))] == 0  # what the alert reads
+        assert scrape(web.port)[("favad_ready", (("part", "database"),))] == 1
         good, backend.engine = backend.engine, create_engine(f"sqlite:///{tmp_path}/no/such/folder.db")
         try:
             assert health(web.port)[1]["database"] is False

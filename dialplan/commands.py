@@ -30,6 +30,9 @@ def _rendered(settings) -> str:
 
 
 def _problems(settings, text: str):
+    import dataclasses
+    import re
+
     from dialplan.check import check
     from ivr.catalog import needed
     from prompts.formats import PromptError, configured
@@ -39,7 +42,13 @@ def _problems(settings, text: str):
     except PromptError as e:
         fail(str(e), 2)
     _texts, ids = needed(settings, lambda msg: click.echo(f"favad: warning: {msg}", err=True))
-    return check(text, settings.sounds_path, formats, set(ids))
+    problems = check(text, settings.sounds_path, formats, set(ids))
+    # every language a province starts in needs the same sounds in its own folder
+    for language in sorted(set(re.findall(r"CHANNEL\(language\)=([A-Za-z_]+)", text)) - {"fa"}):
+        problems += [dataclasses.replace(p, message=f"[{language}] {p.message}")
+                     for p in check(text, settings.sounds_path, formats, set(ids), language)
+                     if p.kind == "prompt"]
+    return problems
 
 
 def _needs(settings, text: str):

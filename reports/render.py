@@ -160,8 +160,23 @@ def csv_rows(report) -> list[dict]:
             row |= {"ratings": r.ratings, "rating_mean": r.rating_mean, "prev_complaints": r.prev_complaints,
                     "complaints_change_pct": r.complaints_change, "prev_sla_met_pct": r.prev_sla_share,
                     "sla_change_points": r.sla_change, "rank": r.rank}
+            row |= _by_language(report, scope, r.key)
             rows.append(row)
     return rows
+
+
+def _by_language(report, scope: str, key: str) -> dict:
+    """calls_<language> and complaints_<language> (a language not recorded: "unknown"): the total
+    and provinces only, since a call has no agency."""
+    langs = sorted({lang for _, _, lang, _, _ in report.languages})
+    out: dict = {}
+    for lang in langs:
+        picked = [(c, f) for area, _, la, c, f in report.languages
+                  if la == lang and (scope == "all" or (scope == "province" and area == key))]
+        name = lang or "unknown"
+        out[f"calls_{name}"] = sum(c for c, _ in picked) if scope != "agency" else None
+        out[f"complaints_{name}"] = sum(f for _, f in picked) if scope != "agency" else None
+    return out
 
 
 def to_csv(report) -> bytes:

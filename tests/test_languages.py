@@ -277,6 +277,19 @@ def test_prompts_build_and_check_per_language(migrated, tmp_path):
     assert "tk: no catalog" in menu.stdout and "az: all" in menu.stdout
 
 
+def build_report(s):
+    import jdatetime
+
+    from clock import TEHRAN
+    from clock.calendar import load
+    from reports.monthly import Params, from_db
+    from reports.months import Month
+
+    now = dt.datetime.now(dt.timezone.utc)
+    today = jdatetime.date.fromgregorian(date=now.astimezone(TEHRAN).date())
+    return from_db(s, Month(today.year, today.month, True), Params(load(None)), now)
+
+
 def test_the_monthly_report_counts_calls_and_complaints_per_language_and_province(backend):
     from reports import data as rdata
     from reports.monthly import by_language
@@ -291,6 +304,18 @@ def test_the_monthly_report_counts_calls_and_complaints_per_language_and_provinc
         month = rdata.month(s, now - dt.timedelta(days=1), now + dt.timedelta(days=1))
         rows = by_language(month, rdata.reference(s))
     assert [r[2:] for r in rows if r[0] == "41"] == [("az", 2, 1), ("fa", 1, 1)]
+    from reports.render import csv_rows
+
+    with backend.Session() as s:
+        report = build_report(s)
+    csv = {(r["scope"], r["code"]): r for r in csv_rows(report)}
+    assert (csv[("province", "41")]["calls_az"], csv[("province", "41")]["complaints_fa"]) == (2, 1)
+    assert csv[("all", "all")]["calls_fa"] == 1 and csv[("agency", "101")]["calls_az"] is None
+    from reports.publish import monthly_html
+
+    page = monthly_html(report, {"heatmap-provinces": "", "heatmap-agency-indicator": ""},
+                        dt.datetime.now(dt.timezone.utc))
+    assert "زبان تماس‌ها" in page and "<td>az</td>" in page
 
 
 def test_migration_0007_seeds_the_provinces_languages_and_goes_back(settings):
@@ -313,3 +338,49 @@ def test_migration_0007_seeds_the_provinces_languages_and_goes_back(settings):
             assert "languages" not in conn.execute(text("SELECT * FROM provinces")).keys()
     finally:
         engine.dispose()
+
+
+def test_favad_call_prints_each_prompt_in_the_language_it_was_played_in(backend, migrated):
+    live(backend, "41")
+    env = {"FAVAD_DATABASE_URL": migrated.db_url, "FAVAD_DATA_DIR": migrated.data_dir,
+           "FAVAD_SOUNDS_DIR": migrated.sounds_path}
+
+    async def scenario():
+        async with running_server(backend) as (_server, port):
+            return await asyncio.get_running_loop().run_in_executor(None, lambda: CliRunner(mix_stderr=False).invoke(
+                main, ["call", "--host", "127.0.0.1", "--port", str(port), "--province", "41",
+                       "--lang", "fa", "--digits", "1 - - - -"], env=env))
+    done = asyncio.run(scenario())
+    assert done.exit_code == 0, done.stderr
+    lines = [line.strip() for line in done.stdout.splitlines() if "🔊" in line]
+    assert lines[0] == f"🔊 [az] {catalog.entries('az')['welcome'].text}"  # the IVR set Azerbaijani
+    assert lines[1] == f"🔊 [az] {catalog.entries('fa')['language-fa'].text}"
+    assert lines[2] == f"🔊 [fa] {catalog.entries('fa')['main-menu'].text}"
+    bad = CliRunner(mix_stderr=False).invoke(main, ["call", "--lang", "xx"], env=env)
+    assert bad.exit_code == 2 and "xx" in bad.stderr
+
+
+@pytest.mark.skipif(__import__("shutil").which("espeak-ng") is None, reason="espeak-ng is not installed")
+def test_espeak_speaks_azerbaijani_from_its_transliteration(tmp_path):
+    from prompts.build import build, load_manifest, prompt_dir
+
+    az = catalog.spoken("az", {"agency-101": "وزارت نیرو"})
+    said = {pid: az[pid].say for pid in ("welcome", "agency-101")}
+    voices = {"welcome": "az", "agency-101": "fa"}  # no Azerbaijani name: the Persian stand-in
+    written, engine = build(said, said, str(tmp_path), engine="espeak", language="az", voices=voices)
+    assert (written, engine) == (2, "espeak")
+    assert (prompt_dir(str(tmp_path), "az") / "welcome.wav").stat().st_size > 8000
+    assert set(load_manifest(str(tmp_path), "az")) == {"welcome", "agency-101"}
+
+
+def test_dialplan_check_looks_for_the_sounds_of_every_language_a_province_starts_in(migrated, tmp_path):
+    import shutil
+
+    sounds = tmp_path / "sounds"
+    shutil.copytree(migrated.sounds_path, sounds)
+    (sounds / "ar/favad/service-unavailable.wav").unlink()
+    env = {"FAVAD_DATABASE_URL": migrated.db_url, "FAVAD_DATA_DIR": migrated.data_dir,
+           "FAVAD_SOUNDS_DIR": str(sounds)}
+    result = CliRunner(mix_stderr=False).invoke(main, ["dialplan", "check", "--offline"], env=env)
+    assert result.exit_code == 1
+    assert "[ar] favad/service-unavailable has no wav file" in result.stdout + result.stderr

@@ -29,7 +29,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from sqlalchemy import delete, func, select
+from sqlalchemy import bindparam, delete, func, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import DBAPIError
@@ -52,6 +52,9 @@ class Limits:
         return cls(s.limit_complaints_day, s.limit_complaints_month, s.limit_guesses_day,
                    s.limit_guesses_month)
 
+    def applies(self, kind: str) -> bool:
+        return bool(getattr(self, f"{kind}_day") or getattr(self, f"{kind}_month"))
+
     def allows(self, kind: str, today: int, month: int) -> bool:
         day_limit, month_limit = getattr(self, f"{kind}_day"), getattr(self, f"{kind}_month")
         return (not day_limit or today < day_limit) and (not month_limit or month < month_limit)
@@ -66,15 +69,18 @@ class CallerLedger:
         self.flush_every = flush_every
         self._lock = threading.Lock()
         self._pending: dict[tuple[str, dt.date, str], list[int]] = {}  # (period, day, hash)
+        self._by_hash: dict[str, list[tuple[dt.date, list[int]]]] = {}  # the same counts, by caller
         self._stored: dict[str, dict[dt.date, list[int]]] = {}  # read once per hash between flushes
         self._rng = random.SystemRandom()
+        self._spool_stamp: int | None = None
+        self._spool_cache: dict[str, list] = {}
         self._next_flush = time.monotonic() + self._rng.uniform(*flush_every)
 
     # ---- the call path --------------------------------------------------------------------
     def allows(self, kind: str, caller_hash: str | None, today: dt.date) -> bool:
         """May this caller file a complaint (``complaints``) or try a code (``guesses``)?
         Blocking: reads the caller's stored counts once between flushes."""
-        if caller_hash is None:  # no number to count by: the per-call limits still hold
+        if caller_hash is None or not self.limits.applies(kind):  # no number, or no limit to hold
             return True
         stored = self._stored_counts(caller_hash)
         if stored is None:
@@ -82,7 +88,7 @@ class CallerLedger:
         i = KINDS.index(kind)
         spooled = self._spooled(caller_hash)
         with self._lock:
-            mine = spooled + [(d, c) for (_, d, h), c in self._pending.items() if h == caller_hash]
+            mine = spooled + self._by_hash.get(caller_hash, [])
             day = stored.get(today, [0, 0])[i] + sum(c[i] for d, c in mine if d == today)
             month = sum(c[i] for c in stored.values()) + sum(c[i] for _, c in mine)
         return self.limits.allows(kind, day, month)
@@ -92,16 +98,22 @@ class CallerLedger:
         if caller_hash is None:
             return
         with self._lock:
-            self._pending.setdefault((period, today, caller_hash), [0, 0])[KINDS.index(kind)] += 1
+            self._counts((period, today, caller_hash))[KINDS.index(kind)] += 1
+
+    def _counts(self, key: tuple[str, dt.date, str]) -> list[int]:
+        """The pending counts of (period, day, hash), made and indexed on first use; under the lock."""
+        if (counts := self._pending.get(key)) is None:
+            counts = self._pending[key] = [0, 0]
+            self._by_hash.setdefault(key[2], []).append((key[1], counts))
+        return counts
 
     def _stored_counts(self, caller_hash: str) -> dict[dt.date, list[int]] | None:
         with self._lock:
             if (known := self._stored.get(caller_hash)) is not None:
                 return known
-        try:
-            with self.Session() as s:
-                rows = s.execute(select(CallerCount.day, CallerCount.complaints, CallerCount.guesses)
-                                 .where(CallerCount.caller_hash == caller_hash)).all()
+        try:  # Core on a pooled connection: this runs for every complaint filed
+            with self.Session.kw["bind"].connect() as conn:
+                rows = conn.execute(_COUNTS_OF, {"h": caller_hash}).all()
         except DBAPIError:
             log.warning("database unavailable: caller limits not checked")
             return None
@@ -111,10 +123,21 @@ class CallerLedger:
         return counts
 
     def _spooled(self, caller_hash: str) -> list[tuple[dt.date, list[int]]]:
-        """This caller's counts left in the spool by processes that stopped (classic AGI)."""
-        found: dict = {}
-        self._read_spool(found)
-        return [(d, c) for (_, d, h), c in found.items() if h == caller_hash]
+        """This caller's counts left in the spool by processes that stopped (classic AGI); the
+        spool is read again only when a file came or went (the folder's mtime)."""
+        try:
+            stamp = self.spool.stat().st_mtime_ns
+        except FileNotFoundError:
+            return []
+        with self._lock:
+            if stamp != self._spool_stamp:
+                found: dict = {}
+                self._read_spool(found)
+                by_hash: dict[str, list] = {}
+                for (_, day, h), c in found.items():
+                    by_hash.setdefault(h, []).append((day, c))
+                self._spool_cache, self._spool_stamp = by_hash, stamp
+            return list(self._spool_cache.get(caller_hash, ()))
 
     # ---- writing, apart from every call ---------------------------------------------------
     def due(self) -> bool:
@@ -124,7 +147,7 @@ class CallerLedger:
         """Write the pending counts and the spooled ones in one transaction of their own, rows
         in hash order; the number of rows written. On failure they stay pending."""
         with self._lock:
-            pending, self._pending = self._pending, {}
+            pending, self._pending, self._by_hash = self._pending, {}, {}
             self._next_flush = time.monotonic() + self._rng.uniform(*self.flush_every)
         spooled = self._read_spool(pending)
         if not pending:
@@ -141,7 +164,7 @@ class CallerLedger:
             log.warning("database unavailable: %d caller count(s) kept for the next flush", len(rows))
             with self._lock:
                 for key, c in pending.items():
-                    mine = self._pending.setdefault(key, [0, 0])
+                    mine = self._counts(key)
                     mine[0] += c[0]
                     mine[1] += c[1]
             self._remove(spooled)
@@ -158,7 +181,7 @@ class CallerLedger:
         """Leave what is pending in the spool for a server's next flush (never written now:
         a write at the end of a one-call process would date that call's counts)."""
         with self._lock:
-            pending, self._pending = self._pending, {}
+            pending, self._pending, self._by_hash = self._pending, {}, {}
         if not pending:
             return
         self.spool.mkdir(parents=True, exist_ok=True, mode=0o700)
@@ -187,6 +210,10 @@ class CallerLedger:
     def _remove(paths: list[Path]) -> None:
         for path in paths:
             path.unlink(missing_ok=True)
+
+
+_COUNTS_OF = (select(CallerCount.day, CallerCount.complaints, CallerCount.guesses)
+              .where(CallerCount.caller_hash == bindparam("h")))
 
 
 def _upsert(dialect: str):

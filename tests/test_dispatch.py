@@ -397,3 +397,20 @@ def test_operator_commands_dispatch_once_list_flagged_and_ack(world, monkeypatch
         assert r.exit_code == 2 and "smtp_security must be one of" in r.output
     finally:
         logging.getLogger().handlers[:] = handlers
+
+
+def test_sender_threads_writing_one_maildir_at_once_all_succeed(tmp_path):
+    """Each sender thread has its own channel; mailbox.Maildir's file names are not thread-safe."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from dispatch.channels.base import SENT, Mail
+    from dispatch.channels.maildir import Maildir
+
+    def burst(i):
+        box = Maildir(str(tmp_path / "maildir"))
+        return [box.send(Mail("a@x", "b@x", f"Subject: {i}-{k}\r\n\r\nx".encode())).outcome for k in range(60)]
+
+    with ThreadPoolExecutor(8) as pool:
+        outcomes = [o for batch in pool.map(burst, range(8)) for o in batch]
+    assert outcomes == [SENT] * 480
+    assert len(list((tmp_path / "maildir" / "new").iterdir())) == 480

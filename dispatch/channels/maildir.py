@@ -8,6 +8,11 @@ import threading
 
 from dispatch.channels.base import SENT, TEMPORARY, Mail, Result
 
+# every sender thread has a channel of its own, and mailbox.Maildir is not safe across them: it
+# names a new file from the time, the pid and a class-wide counter it bumps without a lock, and
+# creates its folders with a check then a mkdir; two threads at once got "File exists"
+_ADD = threading.Lock()
+
 
 class Maildir:
     kind = "email"
@@ -15,12 +20,10 @@ class Maildir:
     def __init__(self, path: str):
         self.path = path
         self._box: mailbox.Maildir | None = None
-        self._lock = threading.Lock()
 
     def _maildir(self) -> mailbox.Maildir:
-        # created once: two sender threads creating it at the same moment collide on mkdir,
-        # and the loser's message would wait for a retry
-        with self._lock:
+        # created once, under the lock: two threads creating it at the same moment collide on mkdir
+        with _ADD:
             if self._box is None:
                 os.makedirs(os.path.dirname(os.path.abspath(self.path)), exist_ok=True)
                 self._box = mailbox.Maildir(self.path, create=True)
@@ -29,7 +32,9 @@ class Maildir:
     def send(self, mail: Mail) -> Result:
         try:
             # Maildir writes into tmp/ and renames into new/: no reader sees half a message
-            self._maildir().add(mail.data.replace(b"\r\n", b"\n"))
+            box, data = self._maildir(), mail.data.replace(b"\r\n", b"\n")
+            with _ADD:
+                box.add(data)
         except OSError as e:
             return Result(TEMPORARY, f"maildir: {e.strerror or e}")
         return Result(SENT)

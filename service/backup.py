@@ -41,18 +41,23 @@ def _pg(url: str) -> tuple[str, list[str]]:
     return base, [f"--schema={s.strip()}" for s in schemas if s.strip()]
 
 
+def _sqlite_copy(src_path: Path, dst_path: Path) -> None:
+    """SQLite's online backup: a consistent copy even while a server writes."""
+    src, dst = sqlite3.connect(f"file:{src_path}?mode=ro", uri=True), sqlite3.connect(dst_path)
+    try:
+        src.backup(dst)
+    finally:
+        dst.close()
+        src.close()
+
+
 def backup_database(settings: Settings, out: Path) -> None:
     """The database, consistent as of now, into ``out`` (0600, never the keys)."""
     url = settings.db_url
     if path := _sqlite_path(url):
         if not path.exists():
             raise BackupError(f"no database at {path}")
-        src, dst = sqlite3.connect(f"file:{path}?mode=ro", uri=True), sqlite3.connect(out)
-        try:
-            src.backup(dst)
-        finally:
-            dst.close()
-            src.close()
+        _sqlite_copy(path, out)
     elif url.startswith("postgresql"):
         base, schemas = _pg(url)
         _run(["pg_dump", "--format=custom", "--no-owner", "--no-privileges", *schemas,
@@ -69,12 +74,7 @@ def restore_database(settings: Settings, backup: Path, engine) -> None:
                           "or move the old file away)")
     url = settings.db_url
     if path := _sqlite_path(url):
-        src, dst = sqlite3.connect(f"file:{backup}?mode=ro", uri=True), sqlite3.connect(path)
-        try:
-            src.backup(dst)
-        finally:
-            dst.close()
-            src.close()
+        _sqlite_copy(backup, path)
     elif url.startswith("postgresql"):
         base, _ = _pg(url)  # the dump holds only its schema, and creates it
         _run(["pg_restore", "--no-owner", "--no-privileges", "--exit-on-error",

@@ -28,6 +28,8 @@ FUNCTIONS = {
     "CALLERID": ("func_callerid", "CALLERID() cannot mark the caller's number restricted or replace it "
                                   "with 128: the operator's phone, queue_log and AMI events get it"),
     "REDIRECTING": ("func_callerid", "REDIRECTING() cannot empty the redirecting numbers"),
+    "CONNECTEDLINE": ("func_callerid", "CONNECTEDLINE() cannot overwrite the connected line: on a "
+                                       "Local channel Queue()'s events carry the caller's number"),
     "CHANNEL": ("func_channel", "CHANNEL(language)=fa fails: prompts are looked for in English"),
 }
 ALWAYS = ("pbx_config", "it reads extensions.conf and so this file; `dialplan reload` is its command")

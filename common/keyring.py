@@ -123,9 +123,8 @@ class Keyring:
         """Destroy a month's caller key: its hashes can never be computed again."""
         path = self.dir / f"caller-{period}.key"
         if path.exists():
-            # the next month's key is made first, so the ratchet goes on without this one
-            if self.caller_key(_next_month(period)) is not None:
-                path.unlink()
+            self.caller_key(_next_month(period))  # made first: the ratchet goes on without this one
+            path.unlink()
         self._cache.pop(period, None)
 
     # ---- the tracking key ---------------------------------------------------------------

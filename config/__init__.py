@@ -95,7 +95,6 @@ ENV = {
     "FAVAD_REPORT_RECIPIENTS": "report_recipients",
     "FAVAD_REPORTS_DIR": "reports_dir",
     "FAVAD_RETENTION_RECORDING_DAYS": "retention_recording_days",
-    "FAVAD_RETENTION_DEAD_DAYS": "retention_dead_days",
     "FAVAD_STAFF": "staff",
     "FAVAD_STAFF_OS_USERS": "staff_os_users",
 }
@@ -189,7 +188,6 @@ class Settings:
     reports_dir: str = ""  # empty: data_dir/reports
     # retention (retention/): what is deleted when
     retention_recording_days: int = 90  # a recording goes this long after its complaint is resolved
-    retention_dead_days: int = 30  # a dead report card's body goes this long after its last try
     # the centre's staff acting from the command line (accountability/commands.py)
     staff: str = ""  # comma-separated names one may act as (`--as`); empty: the OS user's own name
     staff_os_users: str = ""  # comma-separated OS users who may act; empty: whoever can run favad

@@ -47,7 +47,6 @@ RANGES: dict[str, tuple[float, float]] = {
     "web_in_serve": (0, 1),
     "ack_target_hours": (0.1, 24 * 365),
     "retention_recording_days": (1, 36_500),
-    "retention_dead_days": (1, 36_500),
 }
 # field -> the values it may take (compared without case)
 CHOICES: dict[str, tuple[str, ...]] = {

@@ -170,15 +170,16 @@ class Backend:
         """``perform`` for the event loop: a complaint awaits the group writer, a call record is
         only queued (no thread hop), the rest runs in ``executor`` (or the loop's default)."""
         if isinstance(action, FileComplaint):
-            return await self.file_async(action, ctx)
+            return await self.file_async(action, ctx, executor)
         if isinstance(action, Finish):
             return self.perform(action, ctx)
         return await asyncio.get_running_loop().run_in_executor(executor, self.perform, action, ctx)
 
-    async def file_async(self, action: FileComplaint, ctx: CallContext) -> Filed:
-        """``_file`` for the event loop: awaits the writer instead of holding a thread."""
+    async def file_async(self, action: FileComplaint, ctx: CallContext, executor=None) -> Filed:
+        """``_file`` for the event loop: awaits the writer instead of holding a thread; the
+        blocking parts run in ``executor`` (the driver's, as every other effect does)."""
         loop = asyncio.get_running_loop()
-        if not await loop.run_in_executor(None, self.ledger.allows, "complaints", ctx.caller_hash, ctx.day):
+        if not await loop.run_in_executor(executor, self.ledger.allows, "complaints", ctx.caller_hash, ctx.day):
             return Filed(None, refused=True)
         if action.draft.recording:  # Praat holds the GIL for the whole recording: in a process
             action = FileComplaint(await loop.run_in_executor(self._voice_pool(), disguised, action.draft))
@@ -190,7 +191,7 @@ class Backend:
         else:
             result = future.exception() or future.result()
         if isinstance(result, BaseException):  # journaling fsyncs: off the loop
-            return await loop.run_in_executor(None, self._filed, entry, result, ctx)
+            return await loop.run_in_executor(executor, self._filed, entry, result, ctx)
         return self._filed(entry, result, ctx)
 
     def code_hash(self, code: str) -> str:

@@ -5,6 +5,11 @@ A token is base64url(payload + mac): the payload is the complaint id and the uni
 and the expiry (unix seconds, 4 bytes); the mac is HMAC-SHA256 over a context string and the
 payload, cut to 96 bits. Several keys are accepted (rotation); the first, the newest, signs.
 The mac is checked before anything in the payload is believed, the expiry included.
+
+A unit's inbox has links of its own (``sign_inbox``): the unit, the generation of its inbox
+links (revoking them all is a step of the generation, kept in the database) and a long expiry,
+signed with the same keys under another context string, so a complaint's link never opens an
+inbox and an inbox link never opens a complaint.
 """
 from __future__ import annotations
 
@@ -25,6 +30,9 @@ if TYPE_CHECKING:  # common/ imports no part of 128; settings are passed in
     from config import Settings
 
 CONTEXT = b"favad unit link v1\0"
+INBOX_CONTEXT = b"favad unit inbox v1\0"
+INBOX_PATH = "/staff/inbox"  # where the staff interface serves a unit's inbox
+INBOX_TTL_DAYS = 180  # an inbox link is kept in a bookmark: long-lived, revoked by generation
 MAC_BYTES = 12
 KEEP_KEYS = 3  # a rotation keeps this many older keys: links signed with them still work
 
@@ -41,6 +49,13 @@ class LinkError(Exception):
 class Link:
     complaint_id: int
     unit_id: int
+    expires: dt.datetime
+
+
+@dataclass(frozen=True)
+class InboxLink:
+    unit_id: int
+    generation: int  # valid while the unit's inbox generation in the database is the same
     expires: dt.datetime
 
 
@@ -109,33 +124,52 @@ def _read_varint(data: bytes, i: int) -> tuple[int, int]:
             return n, i
 
 
-def _mac(key: bytes, payload: bytes) -> bytes:
-    return hmac.new(key, CONTEXT + payload, hashlib.sha256).digest()[:MAC_BYTES]
+def _mac(key: bytes, payload: bytes, context: bytes = CONTEXT) -> bytes:
+    return hmac.new(key, context + payload, hashlib.sha256).digest()[:MAC_BYTES]
 
 
-def sign(key: bytes, complaint_id: int, unit_id: int, expires: dt.datetime) -> str:
-    payload = _varint(complaint_id) + _varint(unit_id) + struct.pack(">I", int(expires.timestamp()))
-    return base64.urlsafe_b64encode(payload + _mac(key, payload)).rstrip(b"=").decode()
+def _sign(key: bytes, context: bytes, numbers: tuple[int, int], expires: dt.datetime) -> str:
+    payload = b"".join(map(_varint, numbers)) + struct.pack(">I", int(expires.timestamp()))
+    return base64.urlsafe_b64encode(payload + _mac(key, payload, context)).rstrip(b"=").decode()
 
 
-def verify(accepted: list[bytes], token: str, now: dt.datetime) -> Link:
-    """The link a token stands for; LinkError('tampered') for anything not signed by an
-    accepted key, LinkError('expired') for a genuine link past its time."""
+def _verify(accepted: list[bytes], context: bytes, token: str, now: dt.datetime) -> tuple[int, int, dt.datetime]:
+    """The two numbers and the expiry a token holds, once its mac is found good."""
     try:
         raw = base64.urlsafe_b64decode(token.encode("ascii") + b"=" * (-len(token) % 4))
     except (binascii.Error, UnicodeEncodeError, ValueError):
         raise LinkError("tampered") from None
     payload, mac = raw[:-MAC_BYTES], raw[-MAC_BYTES:]
-    if len(payload) < 6 or not any(hmac.compare_digest(_mac(k, payload), mac) for k in accepted):
+    if len(payload) < 6 or not any(hmac.compare_digest(_mac(k, payload, context), mac) for k in accepted):
         raise LinkError("tampered")
-    complaint_id, i = _read_varint(payload, 0)
-    unit_id, i = _read_varint(payload, i)
+    first, i = _read_varint(payload, 0)
+    second, i = _read_varint(payload, i)
     if len(payload) - i != 4:
         raise LinkError("tampered")
     expires = dt.datetime.fromtimestamp(struct.unpack(">I", payload[i:])[0], dt.timezone.utc)
     if now >= expires:
         raise LinkError("expired", expires)
-    return Link(complaint_id, unit_id, expires)
+    return first, second, expires
+
+
+def sign(key: bytes, complaint_id: int, unit_id: int, expires: dt.datetime) -> str:
+    return _sign(key, CONTEXT, (complaint_id, unit_id), expires)
+
+
+def verify(accepted: list[bytes], token: str, now: dt.datetime) -> Link:
+    """The link a token stands for; LinkError('tampered') for anything not signed by an
+    accepted key, LinkError('expired') for a genuine link past its time."""
+    return Link(*_verify(accepted, CONTEXT, token, now))
+
+
+def sign_inbox(key: bytes, unit_id: int, generation: int, expires: dt.datetime) -> str:
+    return _sign(key, INBOX_CONTEXT, (unit_id, generation), expires)
+
+
+def verify_inbox(accepted: list[bytes], token: str, now: dt.datetime) -> InboxLink:
+    """The inbox link a token stands for, as ``verify``; whether its generation is still the
+    unit's is the database's to say (``accountability.inbox``)."""
+    return InboxLink(*_verify(accepted, INBOX_CONTEXT, token, now))
 
 
 def csrf_token(key: bytes, token: str) -> str:
@@ -156,3 +190,9 @@ def url(settings: Settings, complaint_id: int, unit_id: int, now: dt.datetime) -
     """A unit's link to a complaint, valid for ``link_ttl_days`` from ``now``."""
     expires = now + dt.timedelta(days=settings.link_ttl_days)
     return f"{base_url(settings)}/u/{sign(keys(settings)[0], complaint_id, unit_id, expires)}"
+
+
+def inbox_url(settings: Settings, unit_id: int, generation: int, now: dt.datetime) -> str:
+    """A unit's link to its inbox, valid for ``INBOX_TTL_DAYS`` from ``now``."""
+    expires = now + dt.timedelta(days=INBOX_TTL_DAYS)
+    return f"{base_url(settings)}{INBOX_PATH}/{sign_inbox(keys(settings)[0], unit_id, generation, expires)}"

@@ -8,6 +8,7 @@ The status and outcome columns are a cache for the IVR; figures are computed fro
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 from sqlalchemy import select, update
@@ -16,7 +17,7 @@ from sqlalchemy.orm import Session
 from accountability.models import UnitAction
 from config.checks import NAME
 from db.models import Complaint, ComplaintEvent
-from dispatch.outbox import unit_calendar
+from dispatch.outbox import queue, unit_calendar
 from dispatch.models import ComplaintRoute, InspectionUnit, OutboxMessage
 
 OUTCOMES = ("fixed_on_spot", "written_warning", "manager_dismissed", "commendation", "not_confirmed")
@@ -53,6 +54,13 @@ class Actor:
             if not NAME.fullmatch(value):
                 raise ValueError(f"{value!r} is not a user name (letters, digits, . _ -; at most 32)")
         return cls(f"staff {name} (os {os_user})")
+
+    @classmethod
+    def staff_web(cls, name: str) -> "Actor":
+        """A member of staff signed in on the staff web pages (their account's name)."""
+        if not NAME.fullmatch(name):
+            raise ValueError(f"{name!r} is not a user name (letters, digits, . _ -; at most 32)")
+        return cls(f"staff {name} (web)")
 
 
 def find(s: Session, case_number: str) -> Complaint:
@@ -159,6 +167,28 @@ def reassign(s: Session, c: Complaint, actor: Actor, to: InspectionUnit, reason:
     _queue(s, c.id, to, now, calendar)
 
 
+def from_form(s: Session, c: Complaint, unit: InspectionUnit, form: Mapping[str, str], now: dt.datetime,
+              calendar=None, by: Actor | None = None) -> str:
+    """Do what a unit's form asks (``action``: ack, resolve with ``outcome`` and ``note``,
+    reassign ``to`` a unit code with a ``reason``) as ``unit`` (``by``: the person, when known);
+    what was done, for the page's notice: ack | ack_again | resolve | reassign. The units' page
+    and the unit's inbox both act through here. No commit."""
+    who = Actor.unit(unit, by)
+    action = form.get("action")
+    if action == "ack":
+        return "ack" if acknowledge(s, c, who, now) else "ack_again"
+    if action == "resolve":
+        resolve(s, c, who, form.get("outcome", ""), form.get("note", ""), now)
+        return "resolve"
+    if action == "reassign":
+        to = s.scalar(select(InspectionUnit).where(InspectionUnit.code == form.get("to", "")))
+        if to is None:
+            raise ActionError("unknown_unit", "no such unit")
+        reassign(s, c, who, to, form.get("reason", ""), now, calendar)
+        return "reassign"
+    raise ActionError("conflict", f"unknown action {action!r}")
+
+
 def _queue(s: Session, complaint_id: int, unit: InspectionUnit, now: dt.datetime, calendar=None) -> None:
     """The 'reassigned' messages to each contact of ``unit`` (as ``dispatch.outbox.queue``);
     a unit that had the complaint forwarded to it before gets its messages again."""
@@ -176,3 +206,29 @@ def _queue(s: Session, complaint_id: int, unit: InspectionUnit, now: dt.datetime
         else:
             m.unit_id, m.status, m.tries, m.next_attempt_at = unit.id, "pending", 0, due
             m.claimed_by = m.lease_until = m.sent_at = m.last_error = None
+
+
+def escalate(s: Session, c: Complaint, actor: Actor, reason: str, now: dt.datetime,
+             calendar=None) -> InspectionUnit:
+    """Send the complaint to its escalation office now, ahead of its clock, with a reason: the
+    office gets the 'escalation' messages the dispatcher would have queued (``dispatch.outbox``),
+    once. The escalation office, or ActionError. No commit."""
+    reason = (reason or "").strip()
+    if not reason:
+        raise ActionError("no_reason", "say why the complaint is escalated")
+    if len(reason) > REASON_MAX:
+        raise ActionError("too_long", f"the reason is longer than {REASON_MAX} characters")
+    _refuse_resolved(c)
+    route = s.get(ComplaintRoute, c.id)
+    if route is None or not route.escalation_unit_id or route.escalation_unit_id == route.unit_id:
+        raise ActionError("no_escalation", f"complaint {c.case_number} has no escalation office to go to")
+    done = s.execute(update(ComplaintRoute).where(ComplaintRoute.complaint_id == c.id,
+                                                  ComplaintRoute.escalated_at.is_(None))
+                     .values(escalated_at=now), execution_options={"synchronize_session": False}).rowcount
+    s.refresh(route)
+    if done != 1:
+        raise ActionError("escalated", f"complaint {c.case_number} was escalated already")
+    unit = s.get(InspectionUnit, route.escalation_unit_id)
+    queue(s, c.id, unit, "escalation", now, calendar)
+    _event(s, c, actor, "escalated", c.status, now, note=reason, to_unit_id=unit.id)
+    return unit

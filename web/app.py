@@ -153,20 +153,7 @@ class UnitsPage:
         return _origin(origin) == self.origin
 
     def _act(self, s, c: Complaint, unit: InspectionUnit, form, now: dt.datetime) -> str:
-        who = actions.Actor.unit(unit)
-        action = form.get("action")
-        if action == "ack":
-            return "ack" if actions.acknowledge(s, c, who, now) else "ack_again"
-        if action == "resolve":
-            actions.resolve(s, c, who, form.get("outcome", ""), form.get("note", ""), now)
-            return "resolve"
-        if action == "reassign":
-            to = s.scalar(select(InspectionUnit).where(InspectionUnit.code == form.get("to", "")))
-            if to is None:
-                raise actions.ActionError("unknown_unit", "no such unit")
-            actions.reassign(s, c, who, to, form.get("reason", ""), now)
-            return "reassign"
-        raise actions.ActionError("conflict", f"unknown action {action!r}")
+        return actions.from_form(s, c, unit, form, now, self.calendar)
 
     def _context(self, s, c: Complaint, unit: InspectionUnit) -> dict:
         ind, ag, pr = s.get(Indicator, c.indicator_id), s.get(Agency, c.agency_id), s.get(Province, c.province_id)

@@ -38,8 +38,11 @@ class Scope:
         if self.agency_id is not None:
             stmt = stmt.where(Complaint.agency_id == self.agency_id)
         if self.unit_id is not None:
-            routed = select(ComplaintRoute.complaint_id).where(
-                (ComplaintRoute.unit_id == self.unit_id) | (ComplaintRoute.escalation_unit_id == self.unit_id))
+            # the escalation office once the complaint was escalated there, not before (as
+            # actions.responsible_units): it would see every complaint of its province
+            R = ComplaintRoute
+            routed = select(R.complaint_id).where(
+                (R.unit_id == self.unit_id) | ((R.escalation_unit_id == self.unit_id) & R.escalated_at.is_not(None)))
             stmt = stmt.where(Complaint.id.in_(routed))
         return stmt
 

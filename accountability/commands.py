@@ -1,4 +1,4 @@
-"""`favad complaints ack|resolve|reassign`: the centre's staff act as a unit would on its page."""
+"""`favad complaints ack|resolve|reassign|escalate`: the centre's staff act as a unit would on its page."""
 from __future__ import annotations
 
 import datetime as dt
@@ -147,5 +147,23 @@ def complaints_reassign(ctx, code, to_code, reason, unit_code, as_name):
             fail(f"no inspection unit with code {to_code!r} (see `favad units list`)")
         reassign(s, c, who, to, reason, now)
         return f"forwarded to unit {to.code}; its messages are queued"
+
+    click.echo(_run(ctx, code, unit_code, act, as_name))
+
+
+@complaints.command("escalate")
+@click.argument("code")
+@click.option("--reason", required=True, help="Why it goes to the escalation office now.")
+@_UNIT
+@_AS
+@click.pass_context
+@_guard
+def complaints_escalate(ctx, code, reason, unit_code, as_name):
+    """Escalate a complaint now to its escalation office (the governorate's inspection), with a reason."""
+    from accountability.actions import escalate
+
+    def act(s, c, who, now):
+        unit = escalate(s, c, who, reason, now)
+        return f"escalated to unit {unit.code}; its messages are queued"
 
     click.echo(_run(ctx, code, unit_code, act, as_name))

@@ -24,10 +24,12 @@ from sqlalchemy.sql.functions import FunctionElement
 from accountability.actions import OUTCOMES
 from accountability.bulk import NONE
 from accountability.models import UnitAction
+from accountability.scope import Scope
 from db.models import (Agency, CallRecord, Complaint, ComplaintEvent, ComplaintRating, Indicator,
                        Office, Province)
 
 POPULATION = Path(__file__).with_name("data") / "population.toml"
+NATIONAL = Scope.national()
 MISSING = -1  # no office, no outcome, no rating (ids and ratings are positive)
 
 
@@ -140,18 +142,20 @@ def _positions(ids: np.ndarray, rows: np.ndarray) -> tuple[np.ndarray, np.ndarra
     return rows[mine], pos[mine]
 
 
-def month(s: Session, start: dt.datetime, end: dt.datetime, sla_only: bool = False) -> MonthData:
+def month(s: Session, start: dt.datetime, end: dt.datetime, sla_only: bool = False,
+          scope: Scope = NATIONAL) -> MonthData:
     """The month's complaints, their handling and its calls. ``sla_only``: what the SLA needs and
     no more (no acknowledgements, outcomes or ratings), for the month a report compares with.
+    ``scope``: a member of staff's (the live dashboard); the reports are national.
 
     Events, actions and ratings are read by the range of the month's complaint ids, then kept
     for the month's complaints only: ids follow filing time, so that range is about the month's
     rows, found by the complaint_id indexes however large the tables grow (a join with the
     month's complaints makes PostgreSQL scan every event instead)."""
     C, E, A, R = Complaint, ComplaintEvent, UnitAction, ComplaintRating
-    rows = _ints(s, select(C.id, C.agency_id, C.province_id, func.coalesce(C.office_id, MISSING),
-                           C.indicator_id, epoch_us(C.created_at))
-                 .where(C.created_at >= start, C.created_at < end), 6)
+    rows = _ints(s, scope.complaints(select(C.id, C.agency_id, C.province_id, func.coalesce(C.office_id, MISSING),
+                                            C.indicator_id, epoch_us(C.created_at))
+                                     .where(C.created_at >= start, C.created_at < end)), 6)
     rows = rows[np.argsort(rows[:, 0])]  # by id: sorted here, not by the server
     ids = rows[:, 0]
     n = len(ids)
@@ -182,15 +186,15 @@ def month(s: Session, start: dt.datetime, end: dt.datetime, sla_only: bool = Fal
     complaints = Complaints(ids, rows[:, 1], rows[:, 2], rows[:, 3], rows[:, 4], rows[:, 5], acked,
                             resolved, outcome, rating)
     calls: dict = defaultdict(lambda: defaultdict(int))
-    for province_id, outcome_, k in s.execute(
+    for province_id, outcome_, k in s.execute(scope.calls(
             select(CallRecord.province_id, CallRecord.outcome, func.count())
-            .where(CallRecord.started_at >= start, CallRecord.started_at < end)
+            .where(CallRecord.started_at >= start, CallRecord.started_at < end))
             .group_by(CallRecord.province_id, CallRecord.outcome)):
         calls[province_id][outcome_] += k
     languages: dict = defaultdict(lambda: defaultdict(lambda: [0, 0]))
-    for province_id, language, outcome_, k in s.execute(
+    for province_id, language, outcome_, k in s.execute(scope.calls(
             select(CallRecord.province_id, CallRecord.language, CallRecord.outcome, func.count())
-            .where(CallRecord.started_at >= start, CallRecord.started_at < end)
+            .where(CallRecord.started_at >= start, CallRecord.started_at < end))
             .group_by(CallRecord.province_id, CallRecord.language, CallRecord.outcome)):
         counts = languages[province_id][language or ""]
         counts[0] += k

@@ -8,6 +8,7 @@ The status and outcome columns are a cache for the IVR; figures are computed fro
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 from sqlalchemy import select, update
@@ -164,6 +165,28 @@ def reassign(s: Session, c: Complaint, actor: Actor, to: InspectionUnit, reason:
     route.escalate_at = None  # the dispatcher sets the new deadline
     s.add(route)
     _queue(s, c.id, to, now, calendar)
+
+
+def from_form(s: Session, c: Complaint, unit: InspectionUnit, form: Mapping[str, str], now: dt.datetime,
+              calendar=None, by: Actor | None = None) -> str:
+    """Do what a unit's form asks (``action``: ack, resolve with ``outcome`` and ``note``,
+    reassign ``to`` a unit code with a ``reason``) as ``unit`` (``by``: the person, when known);
+    what was done, for the page's notice: ack | ack_again | resolve | reassign. The units' page
+    and the unit's inbox both act through here. No commit."""
+    who = Actor.unit(unit, by)
+    action = form.get("action")
+    if action == "ack":
+        return "ack" if acknowledge(s, c, who, now) else "ack_again"
+    if action == "resolve":
+        resolve(s, c, who, form.get("outcome", ""), form.get("note", ""), now)
+        return "resolve"
+    if action == "reassign":
+        to = s.scalar(select(InspectionUnit).where(InspectionUnit.code == form.get("to", "")))
+        if to is None:
+            raise ActionError("unknown_unit", "no such unit")
+        reassign(s, c, who, to, form.get("reason", ""), now, calendar)
+        return "reassign"
+    raise ActionError("conflict", f"unknown action {action!r}")
 
 
 def _queue(s: Session, complaint_id: int, unit: InspectionUnit, now: dt.datetime, calendar=None) -> None:

@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session
 from accountability.models import UnitAction
 from config.checks import NAME
 from db.models import Complaint, ComplaintEvent
-from dispatch.outbox import unit_calendar
+from dispatch.outbox import queue, unit_calendar
 from dispatch.models import ComplaintRoute, InspectionUnit, OutboxMessage
 
 OUTCOMES = ("fixed_on_spot", "written_warning", "manager_dismissed", "commendation", "not_confirmed")
@@ -54,6 +54,13 @@ class Actor:
             if not NAME.fullmatch(value):
                 raise ValueError(f"{value!r} is not a user name (letters, digits, . _ -; at most 32)")
         return cls(f"staff {name} (os {os_user})")
+
+    @classmethod
+    def staff_web(cls, name: str) -> "Actor":
+        """A member of staff signed in on the staff web pages (their account's name)."""
+        if not NAME.fullmatch(name):
+            raise ValueError(f"{name!r} is not a user name (letters, digits, . _ -; at most 32)")
+        return cls(f"staff {name} (web)")
 
 
 def find(s: Session, case_number: str) -> Complaint:
@@ -199,3 +206,29 @@ def _queue(s: Session, complaint_id: int, unit: InspectionUnit, now: dt.datetime
         else:
             m.unit_id, m.status, m.tries, m.next_attempt_at = unit.id, "pending", 0, due
             m.claimed_by = m.lease_until = m.sent_at = m.last_error = None
+
+
+def escalate(s: Session, c: Complaint, actor: Actor, reason: str, now: dt.datetime,
+             calendar=None) -> InspectionUnit:
+    """Send the complaint to its escalation office now, ahead of its clock, with a reason: the
+    office gets the 'escalation' messages the dispatcher would have queued (``dispatch.outbox``),
+    once. The escalation office, or ActionError. No commit."""
+    reason = (reason or "").strip()
+    if not reason:
+        raise ActionError("no_reason", "say why the complaint is escalated")
+    if len(reason) > REASON_MAX:
+        raise ActionError("too_long", f"the reason is longer than {REASON_MAX} characters")
+    _refuse_resolved(c)
+    route = s.get(ComplaintRoute, c.id)
+    if route is None or not route.escalation_unit_id or route.escalation_unit_id == route.unit_id:
+        raise ActionError("no_escalation", f"complaint {c.case_number} has no escalation office to go to")
+    done = s.execute(update(ComplaintRoute).where(ComplaintRoute.complaint_id == c.id,
+                                                  ComplaintRoute.escalated_at.is_(None))
+                     .values(escalated_at=now), execution_options={"synchronize_session": False}).rowcount
+    s.refresh(route)
+    if done != 1:
+        raise ActionError("escalated", f"complaint {c.case_number} was escalated already")
+    unit = s.get(InspectionUnit, route.escalation_unit_id)
+    queue(s, c.id, unit, "escalation", now, calendar)
+    _event(s, c, actor, "escalated", c.status, now, note=reason, to_unit_id=unit.id)
+    return unit

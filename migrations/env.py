@@ -5,6 +5,7 @@ from db.engine import make_engine
 from db.models import Base
 import dispatch.models  # noqa: F401  (the dispatch tables belong to the same metadata)
 import accountability.models  # noqa: F401  (units' actions, too)
+import accountability.staff  # noqa: F401  (the staff's web accounts, sessions and audit trail)
 
 config = context.config
 target_metadata = Base.metadata

@@ -11,6 +11,7 @@ from alembic.runtime.migration import MigrationContext
 from db.models import Base
 import dispatch.models  # noqa: F401  (the dispatch tables belong to the same metadata)
 import accountability.models  # noqa: F401  (units' actions, too)
+import accountability.staff  # noqa: F401  (the staff's web accounts, sessions and audit trail)
 
 MIGRATIONS = Path(__file__).resolve().parent.parent / "migrations"
 

@@ -1,4 +1,5 @@
-"""The units' page on waitress, in a thread of its own: `favad web serve` and `favad serve`."""
+"""The units' page and the staff pages (/staff) on waitress, in a thread of its own: `favad web
+serve` and `favad serve`."""
 from __future__ import annotations
 
 import logging
@@ -8,6 +9,7 @@ from waitress import create_server
 from waitress import wasyncore
 
 from config import Settings
+from db.engine import make_engine
 from web.app import UnitsPage
 
 log = logging.getLogger(__name__)
@@ -24,13 +26,30 @@ PUBLIC = {
 }
 
 
+class Site:
+    """The units' page at /, the staff's Flask app at /staff, on one engine."""
+
+    def __init__(self, settings: Settings, engine=None, **staff):
+        from werkzeug.middleware.dispatcher import DispatcherMiddleware
+
+        from web.staff import create_app
+
+        self.engine = engine or make_engine(settings.db_url)
+        self.units = UnitsPage(settings, self.engine)
+        self.staff = create_app(settings, self.engine, **staff)
+        self.wsgi = DispatcherMiddleware(self.units, {"/staff": self.staff})
+
+    def __call__(self, environ, start_response):
+        return self.wsgi(environ, start_response)
+
+
 class WebServer:
     """A waitress server bound at construction (so a busy port fails at once), run in a
     thread, stopped with ``stop``."""
 
     def __init__(self, settings: Settings, host: str | None = None, port: int | None = None,
                  app=None, threads: int = 4, **adjust):
-        self.app = app or UnitsPage(settings)
+        self.app = app or Site(settings)
         # no access log: the path holds the unit's token; waitress logs only its own errors.
         # asyncore_loop_timeout is whole seconds (waitress int()s it: 0.2 was a busy loop)
         self.server = create_server(self.app, host=host or settings.web_host,
@@ -42,7 +61,7 @@ class WebServer:
 
     def start(self) -> "WebServer":
         self.thread.start()
-        log.info("units' page on http://%s:%s", self.host, self.port)
+        log.info("units' page on http://%s:%s (staff: /staff)", self.host, self.port)
         return self
 
     def stop(self, timeout: float = 5.0) -> None:

@@ -1,4 +1,5 @@
-"""`favad web serve|link|rotate-key`: the units' page and its signed links."""
+"""`favad web serve|link|rotate-key|inbox-link|inbox-revoke`: the units' page, a unit's inbox
+and their signed links."""
 from __future__ import annotations
 
 import datetime as dt
@@ -93,3 +94,58 @@ def web_rotate_key(ctx):
         fail(str(e))
     click.echo(f"new signing key in {key_file(settings)}; {n} keys accepted (no restart needed: "
                f"the file is read for every link)")
+
+
+def _unit(s, code: str):
+    from dispatch.models import InspectionUnit
+
+    unit = s.scalar(select(InspectionUnit).where(InspectionUnit.code == code.strip()))
+    if unit is None:
+        fail(f"no inspection unit with code {code!r} (`favad units list` shows them)")
+    return unit
+
+
+@web.command("inbox-link")
+@click.option("--unit", "unit_code", required=True, help="The inspection unit whose inbox the link opens.")
+@click.pass_context
+@_guard
+def web_inbox_link(ctx, unit_code):
+    """Print a link to a unit's inbox (valid 180 days; earlier links keep working until revoked)."""
+    from accountability.commands import may_act
+    from accountability.inbox import issue
+    from common.links import INBOX_TTL_DAYS
+
+    settings = load_settings(ctx)
+    refused = may_act(settings)  # the link acts for its unit on every complaint it has
+    if refused:
+        fail(refused)
+    with _session(ctx) as s:
+        unit = _unit(s, unit_code)
+        if not unit.active:
+            fail(f"unit {unit.code} is not active: its inbox link would not open")
+        link = issue(s, settings, unit, dt.datetime.now(dt.timezone.utc))
+        s.commit()
+    click.echo(f"favad: inbox of unit {unit.code}, valid {INBOX_TTL_DAYS} days; send it to the unit "
+               f"only (it acts for the unit; `favad web inbox-revoke --unit {unit.code}` stops it)", err=True)
+    click.echo(link)
+
+
+@web.command("inbox-revoke")
+@click.option("--unit", "unit_code", required=True, help="The inspection unit whose inbox links stop.")
+@click.pass_context
+@_guard
+def web_inbox_revoke(ctx, unit_code):
+    """Stop every inbox link a unit was given (a lost phone, a member who left)."""
+    from accountability.commands import may_act
+    from accountability.inbox import revoke
+
+    settings = load_settings(ctx)
+    refused = may_act(settings)
+    if refused:
+        fail(refused)
+    with _session(ctx) as s:
+        unit = _unit(s, unit_code)
+        revoke(s, unit, dt.datetime.now(dt.timezone.utc))
+        s.commit()
+    click.echo(f"every inbox link of unit {unit.code} is revoked; `favad web inbox-link --unit "
+               f"{unit.code}` makes a new one")

@@ -93,7 +93,7 @@ def _entries(s: Session, unit_id: int, stmt, calendar: OfficeCalendar, now: dt.d
 def waiting(s: Session, unit_id: int, calendar: OfficeCalendar, now: dt.datetime) -> list[Entry]:
     """The unit's open complaints, nearest deadline first (the late ones, then the rest)."""
     stmt = (select(Complaint).where(Complaint.status != "resolved")
-            .order_by(Complaint.sla_due_at, Complaint.id))
+            .order_by(Complaint.sla_due_at, Complaint.created_at, Complaint.id))
     return _entries(s, unit_id, stmt, calendar, now)
 
 

@@ -57,9 +57,10 @@ class Actor:
 
     @classmethod
     def staff_web(cls, name: str) -> "Actor":
-        """A member of staff signed in on the staff web pages (their account's name)."""
-        if not NAME.fullmatch(name):
-            raise ValueError(f"{name!r} is not a user name (letters, digits, . _ -; at most 32)")
+        """A member of staff signed in on the staff web pages, by their account's name (at most
+        64 characters, no spaces: ``accountability.accounts.add`` holds it to that)."""
+        if not name or len(name) > 64 or any(ch.isspace() for ch in name):
+            raise ValueError(f"{name!r} is not an account name")
         return cls(f"staff {name} (web)")
 
 

@@ -65,6 +65,9 @@ def create_app(settings: Settings, engine=None, *, clock=utcnow, policy: Policy 
     from web.staff import account, audit
     app.register_blueprint(account.bp)
     app.register_blueprint(audit.bp)
+    from web.staff import complaints, dashboard
+    app.register_blueprint(dashboard.bp)
+    app.register_blueprint(complaints.bp)
     from web.staff import inbox
     app.register_blueprint(inbox.bp)
 

@@ -41,6 +41,7 @@ class Entry:
     minutes_left: float  # office minutes to the deadline; negative: how late, in office minutes
     escalates_at: dt.datetime | None  # when it goes to the escalation office if not taken up
     escalated_here: bool  # it came to this unit as the escalation office
+    escalated: bool  # it went to the escalation office (this unit's or, for the unit it is routed to, up)
     outcome: str | None = None
     resolved_at: dt.datetime | None = None
 
@@ -85,7 +86,7 @@ def _entries(s: Session, unit_id: int, stmt, calendar: OfficeCalendar, now: dt.d
             c.id, c.case_number, c.status, ind, ag, pr, off, c.created_at, c.sla_due_at,
             minutes_left(calendar, c.sla_due_at, now),
             esc_at if waiting and esc_to and esc_to != unit_id else None,
-            escalated is not None and esc_to == unit_id and routed_to != unit_id,
+            escalated is not None and esc_to == unit_id and routed_to != unit_id, escalated is not None,
             c.outcome, more[0] if more else None))
     return out
 

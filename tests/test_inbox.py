@@ -106,12 +106,13 @@ def test_the_escalation_office_sees_a_complaint_only_once_escalated_to_it(units)
         mine = inbox.waiting(s, p28.id, units.calendar, now)
         route = s.get(ComplaintRoute, c.id)
         assert mine[0].escalates_at == route.escalate_at == units.calendar.add(route.clock_from, 60)
+        assert not mine[0].escalated
         assert outbox.escalate_due(s, now, dt.timedelta(hours=1), calendar=units.calendar) == 1
         theirs = inbox.waiting(s, gov.id, units.calendar, now)
         assert [e.case_number for e in theirs] == [c.case_number] and theirs[0].escalated_here
         assert inbox.find(s, gov.id, c.case_number.lower()).id == c.id
         mine = inbox.waiting(s, p28.id, units.calendar, now)
-        assert mine[0].escalates_at is None and not mine[0].escalated_here  # gone up already
+        assert mine[0].escalates_at is None and not mine[0].escalated_here and mine[0].escalated  # gone up
         kinds = [e.kind for e in inbox.history(s, c.id)]
         assert kinds[0] == "filed" and kinds[-1] == "escalated"
 

@@ -31,6 +31,7 @@ COMMANDS = {
     "dialplan": "dialplan.commands:dialplan",
     "monitor": "monitor.commands:monitor",
     "web": "web.commands:web",
+    "staff": "web.staff.commands:staff",  # the staff web pages' accounts
     "report": "reports.commands:report",
     "retention": "retention.commands:retention",
     "system": "service.commands:system",

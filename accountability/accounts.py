@@ -248,8 +248,12 @@ def record(s: Session, kind: str, account_id: int | None, now: dt.datetime, **id
     return row
 
 
-def listing(s: Session) -> list[dict]:
-    """Every account with its role and scope as codes; no hash, no secret."""
+def _minute(at: dt.datetime | None) -> str | None:
+    return at.strftime("%Y-%m-%d %H:%M UTC") if at else None
+
+
+def listing(s: Session, now: dt.datetime) -> list[dict]:
+    """Every account with its role and scope as codes, and a lock still running; no hash, no secret."""
     provinces = dict(s.execute(select(Province.id, Province.area_code)).all())
     agencies = dict(s.execute(select(Agency.id, Agency.code)).all())
     units = dict(s.execute(select(InspectionUnit.id, InspectionUnit.code)).all())
@@ -260,6 +264,6 @@ def listing(s: Session) -> list[dict]:
                  f"unit {units.get(a.unit_id)}" if a.unit_id else "national")
         rows.append({"name": a.name, "role": a.role, "scope": scope,
                      "state": "disabled" if a.disabled else "active",
-                     "locked_until": a.locked_until.isoformat(timespec="seconds") if a.locked_until else None,
-                     "created_at": a.created_at.isoformat(timespec="seconds")})
+                     "locked_until": _minute(a.locked_until) if a.locked_until and a.locked_until > now else None,
+                     "created_at": _minute(a.created_at)})
     return rows

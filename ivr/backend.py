@@ -13,7 +13,7 @@ import os
 import secrets
 import time
 from dataclasses import dataclass, field
-from concurrent.futures import ProcessPoolExecutor, TimeoutError as FutureTimeout
+from concurrent.futures import Future, ProcessPoolExecutor, ThreadPoolExecutor, TimeoutError as FutureTimeout
 from pathlib import Path
 
 from sqlalchemy.exc import DBAPIError, IntegrityError
@@ -27,11 +27,13 @@ from db.writer import GroupWriter
 from common.anonymity import scrub
 from ivr.directory import Directory
 from ivr.events import (
+    AwaitFiled,
     ComplaintDraft,
     Discard,
     Done,
     FileComplaint,
     Filed,
+    Filing,
     Finish,
     LookupStatus,
     RateComplaint,
@@ -66,6 +68,9 @@ class CallContext:
     period: str  # the month whose caller key made the hash
     day: dt.date  # Tehran's day, for the daily limits
     filed: list[str] = field(default_factory=list)
+    # the complaint being written (a Future, or an asyncio Task in the server): begun by
+    # FileComplaint, awaited by AwaitFiled, never cancelled
+    filing: Future | asyncio.Future | None = None
 
 
 class Backend:
@@ -85,6 +90,8 @@ class Backend:
         self.calendar = office_calendar(settings.office_calendar or None)
         self._recordings_dir = str(settings.recordings_path)  # resolved once, not per call
         self._voice: ProcessPoolExecutor | None = None
+        self._filer: ThreadPoolExecutor | None = None  # blocking drivers' writes, begun not awaited
+        self.filings: set[asyncio.Task] = set()  # the event loop's writes not settled yet
         self._swept_at = 0.0
         self._retained_at: float | None = None  # the first look is at the first housekeeping
         self._legacy: frozenset[str] | None = None
@@ -114,8 +121,13 @@ class Backend:
 
     def perform(self, action, ctx: CallContext):
         """Carry out one effect and return the event the flow expects back."""
-        if isinstance(action, FileComplaint):
-            return self._file(action, ctx)
+        if isinstance(action, FileComplaint):  # the write goes on while the caller hears a prompt
+            if self._filer is None:
+                self._filer = ThreadPoolExecutor(4, thread_name_prefix="favad-filing")
+            ctx.filing = self._filer.submit(self._file, action, ctx)
+            return Filing()
+        if isinstance(action, AwaitFiled):
+            return ctx.filing.result()
         if isinstance(action, LookupStatus):
             if not self.ledger.allows("guesses", ctx.caller_hash, ctx.day):
                 return StatusFound("limited")
@@ -169,8 +181,14 @@ class Backend:
     async def perform_async(self, action, ctx: CallContext, executor=None):
         """``perform`` for the event loop: a complaint awaits the group writer, a call record is
         only queued (no thread hop), the rest runs in ``executor`` (or the loop's default)."""
-        if isinstance(action, FileComplaint):
-            return await self.file_async(action, ctx, executor)
+        if isinstance(action, FileComplaint):  # begun, not awaited: the caller hears a prompt meanwhile
+            ctx.filing = task = asyncio.ensure_future(self.file_async(action, ctx, executor))
+            self.filings.add(task)
+            task.add_done_callback(self.filings.discard)
+            return Filing()
+        if isinstance(action, AwaitFiled):
+            # shielded: a server that stops cancels the call's task, never the complaint's write
+            return await asyncio.shield(ctx.filing)
         if isinstance(action, Finish):
             return self.perform(action, ctx)
         return await asyncio.get_running_loop().run_in_executor(executor, self.perform, action, ctx)
@@ -206,7 +224,8 @@ class Backend:
 
     def _filed(self, entry: dict, result: str | BaseException, ctx: CallContext) -> Filed:
         """What the caller hears: the stored code, or the journaled one, or an apology."""
-        if isinstance(result, (DBAPIError, FutureTimeout)):
+        journaled = isinstance(result, (DBAPIError, FutureTimeout))
+        if journaled:
             # a write that still lands later carries the same hash: replay then finds it stored
             if not self._journal("complaint", entry, result):
                 return Filed(None)
@@ -215,7 +234,7 @@ class Backend:
             return Filed(None)
         self.ledger.add("complaints", ctx.caller_hash, ctx.period, ctx.day)
         ctx.filed.append(entry["code"])
-        return Filed(entry["code"])
+        return Filed(entry["code"], journaled=journaled)
 
     def _journal(self, kind: str, entry: dict, error: BaseException) -> bool:
         """Keep a write the database did not take for replay; False if the disk would not either."""
@@ -275,6 +294,9 @@ class Backend:
 
     def close(self) -> None:
         """Write what is queued (call records nobody waited for); caller counts to the spool."""
+        if self._filer is not None:
+            self._filer.shutdown(wait=True)  # begun writes settle (and journal) first
+            self._filer = None
         self.writer.close()
         self.ledger.close()
         if self._voice is not None:

@@ -60,7 +60,16 @@ class ComplaintDraft:
 
 @dataclass(frozen=True)
 class FileComplaint:
+    """Begin storing the complaint: the driver answers ``Filing`` at once, without waiting for
+    the write, so the flow can speak while it is made durable."""
+
     draft: ComplaintDraft
+
+
+@dataclass(frozen=True)
+class AwaitFiled:
+    """Wait until the complaint begun with ``FileComplaint`` is stored or journaled (or failed):
+    the driver answers ``Filed``. Nothing the caller hears may promise a code before it."""
 
 
 @dataclass(frozen=True)
@@ -87,7 +96,8 @@ class Finish:
     language: str | None = field(default=None, compare=False)
 
 
-Action = Ask | Play | SetLanguage | Record | Discard | FileComplaint | LookupStatus | RateComplaint | Finish
+Action = (Ask | Play | SetLanguage | Record | Discard | FileComplaint | AwaitFiled | LookupStatus
+          | RateComplaint | Finish)
 
 
 # ---- events: a driver -> the flow --------------------------------------------------------
@@ -107,9 +117,15 @@ class Recorded:
 
 
 @dataclass(frozen=True)
+class Filing:
+    """The complaint's write is under way: nothing is promised yet."""
+
+
+@dataclass(frozen=True)
 class Filed:
     tracking_code: str | None  # None: storing failed, or refused
     refused: bool = False  # the caller is over their complaint limit: nothing was stored
+    journaled: bool = False  # the database was away: kept in the journal, stored on replay
 
 
 @dataclass(frozen=True)
@@ -126,4 +142,4 @@ class Done:
     pass
 
 
-Event = Input | Played | Recorded | Filed | StatusFound | Done
+Event = Input | Played | Recorded | Filing | Filed | StatusFound | Done

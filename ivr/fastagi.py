@@ -38,6 +38,7 @@ SHORT_TIMEOUT = 10.0  # seconds: the headers, and a reply that comes at once (it
 LONG_TIMEOUT = 600.0  # seconds: at most, for a command that waits for the caller
 HOUSEKEEPING_EVERY = 5.0
 LOG_EVERY = 10.0  # seconds between two lines about connections turned away
+WRITE_GRACE = 15.0  # seconds beyond the grace for writes begun: the writer's timeout, then the journal
 TELLING_MAX = 64  # refused calls being told FAVAD_NEXT=unavailable at once; beyond, just closed
 
 
@@ -244,6 +245,8 @@ class FastAgiServer(Application):
             task.cancel()
         if pending:
             await asyncio.wait(pending, timeout=5)
+        if self.backend.filings:  # complaints whose callers left mid-write: stored or journaled first
+            await asyncio.wait(set(self.backend.filings), timeout=WRITE_GRACE)
         self.turned_away.flush(force=True)
         self.executor.shutdown(wait=True)
         self.backend.close()

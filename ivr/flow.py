@@ -14,10 +14,12 @@ from ivr.directory import Directory
 from ivr.events import (
     Action,
     Ask,
+    AwaitFiled,
     ComplaintDraft,
     Discard,
     Event,
     FileComplaint,
+    Filed,
     Finish,
     Input,
     LookupStatus,
@@ -36,6 +38,17 @@ MAX_REPEATS = 10
 DEFAULT_LANGUAGE = "fa"  # a province that lists none, and a caller whose province is not known yet
 
 Flow = Generator[Action, Event, None]
+
+
+def _drain(flow: Generator) -> list:
+    """The actions of a flow that needs no answer (each is sent ``None``)."""
+    out = []
+    try:
+        out.append(next(flow))
+        while True:
+            out.append(flow.send(None))
+    except StopIteration:
+        return out
 
 
 def digit_prompts(digits: str) -> tuple[str, ...]:
@@ -60,6 +73,7 @@ class Call:
         self.outcome: str | None = None
         self.finished = False
         self._recording: str | None = None  # written by Asterisk, not yet part of a complaint
+        self._filing: ComplaintDraft | None = None  # submitted, its write not settled yet
         self._gen = self._run()
 
     # ---- driver interface ---------------------------------------------------------------
@@ -70,8 +84,24 @@ class Call:
         return self._step(self._gen.send(event))
 
     def hangup(self) -> list[Action]:
-        """The caller hung up: what is left to do, ending with the anonymous ``Finish``."""
+        """The caller hung up: what is left to do, ending with the anonymous ``Finish``.
+
+        A complaint whose write is under way is still filed (the write is never cancelled): the
+        list is then ``AwaitFiled`` and a provisional ``Finish``; the driver hands the ``Filed``
+        to ``settled``, whose actions replace that ``Finish`` (the outcome depends on the write).
+        A driver that cannot learn the result keeps the provisional one."""
         self._gen.close()
+        if self._filing is not None:
+            return [AwaitFiled(), *self._closing()]
+        return self._closing()
+
+    def settled(self, filed: Filed) -> list[Action]:
+        """After a hangup during the write: the actions left once it settled (see ``hangup``)."""
+        actions = list(_drain(self._settle(filed)))
+        self.finished = False  # the Finish that ``hangup`` gave was provisional
+        return actions + self._closing()
+
+    def _closing(self) -> list[Action]:
         actions: list[Action] = []
         if self._recording:
             actions.append(Discard(self._recording))
@@ -278,8 +308,7 @@ class Call:
                 if answer is None:
                     return None
                 continue
-            draft = ComplaintDraft(province, agency, office, indicator, self._recording)
-            filed = yield FileComplaint(draft)
+            filed = yield from self._file(ComplaintDraft(province, agency, office, indicator, self._recording))
             sec = self.menu.section("filed")
             if filed.refused:
                 # an admin's menu from before the limits may lack the key: the catalog has the prompt
@@ -287,14 +316,38 @@ class Call:
                 return "refused"
             if filed.tracking_code is None:
                 # the driver could not store it: say so rather than read a code that means nothing
-                self._note("system_error")
                 yield self._notice(sec["store_failed"])
                 yield Finish(self.outcome, self.province)
                 return "failed"
-            self._recording = None  # now owned by the complaint
-            self._note("complaint_filed")
             yield from self._read_code(filed.tracking_code)
             return "filed"
+
+    def _file(self, draft: ComplaintDraft) -> Flow:
+        """Store the complaint while the caller hears a prompt that promises nothing; the
+        ``Filed`` once it is durable (stored or journaled), refused, or failed.
+
+        The write and the prompt race: the write begins first and is never cancelled, so a
+        caller who hangs up meanwhile still leaves the complaint filed (``hangup``)."""
+        self._filing = draft
+        self._recording = None  # the complaint's from now on: a hangup must not discard it
+        yield FileComplaint(draft)
+        # an admin's menu from before the overlap may lack the key: the catalog has the prompt
+        yield Play((self.menu.section("filed").get("wait", "filed-wait"),))
+        return (yield from self._settle((yield AwaitFiled())))
+
+    def _settle(self, filed: Filed) -> Flow:
+        """What a settled write means for the call: its outcome, and the recording of a
+        complaint that was refused (nothing will keep it). Returns ``filed``."""
+        draft, self._filing = self._filing, None
+        if filed.refused:
+            self._note("refused")
+            if draft is not None and draft.recording:
+                yield Discard(draft.recording)
+        elif filed.tracking_code is None:
+            self._note("system_error")
+        else:
+            self._note("complaint_filed")
+        return filed
 
     def _offer_recording(self) -> Flow:
         """True/None after the optional voice description; False when tries ran out."""

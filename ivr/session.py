@@ -29,6 +29,7 @@ from ivr import protocol as p
 from ivr.events import (
     Action,
     Ask,
+    AwaitFiled,
     Discard,
     Done,
     Finish,
@@ -249,7 +250,9 @@ class AgiSession(Conversation):
                 if failed:
                     action = dataclasses.replace(action, outcome="system_error")
                 self.finish = action
-            yield Effect(action)
+            event = yield Effect(action)
+            if isinstance(action, AwaitFiled):  # the complaint's write settled: the real ending
+                self._left = self.call.settled(event)
         yield Close()
 
     def _perform(self, action: Action):

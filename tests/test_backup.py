@@ -27,13 +27,13 @@ def cli(env, *args):
 
 def file_one(backend) -> str:
     """A complaint filed the way a call files it; the code the caller heard."""
-    from ivr.events import ComplaintDraft, FileComplaint
+    from ivr.events import AwaitFiled, ComplaintDraft, FileComplaint
 
     _, ctx = backend.open_call({"agi_callerid": "09121234567", "agi_arg_1": "28"})
     draft = ComplaintDraft(province_code="28", agency_code="101", office_code=None,
                            indicator_code="rules_not_transparent", recording=None)
-    filed = backend.perform(FileComplaint(draft), ctx)
-    return filed.tracking_code
+    backend.perform(FileComplaint(draft), ctx)
+    return backend.perform(AwaitFiled(), ctx).tracking_code
 
 
 def snapshot(url, code_hash):

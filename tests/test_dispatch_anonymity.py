@@ -18,7 +18,7 @@ from dispatch.loopback import SmsSink, SmtpSink
 from dispatch.runner import Dispatcher
 from dispatch.units import load_demo_units
 from common.anonymity import caller_hash
-from ivr.events import ComplaintDraft, FileComplaint, Finish
+from ivr.events import AwaitFiled, ComplaintDraft, FileComplaint, Finish
 from presentation import fa_digits
 
 NUMBER = "09121234567"
@@ -73,8 +73,10 @@ def test_no_caller_identity_in_any_byte_sent(backend, tmp_path, channels):
         w.writeframes(b"\x00\x10" * 8000)
     # the call, through the same backend the FastAGI driver uses
     _session, ctx = backend.open_call(dict(HEADERS))
-    filed = backend.perform(FileComplaint(ComplaintDraft("28", "112", None, "disrespect", str(recording))), ctx)
+    backend.perform(FileComplaint(ComplaintDraft("28", "112", None, "disrespect", str(recording))), ctx)
+    filed = backend.perform(AwaitFiled(), ctx)
     backend.perform(FileComplaint(ComplaintDraft("28", "101", "280101", "employee_absent", None)), ctx)
+    backend.perform(AwaitFiled(), ctx)
     backend.perform(Finish("complaint_filed", "28"), ctx)
     assert filed.tracking_code
     key_hash = caller_hash(NUMBER, backend.keyring.caller_key(ctx.period), ctx.period)

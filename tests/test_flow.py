@@ -8,10 +8,12 @@ import pytest
 from ivr.directory import Directory, OfficeInfo
 from ivr.events import (
     Ask,
+    AwaitFiled,
     Discard,
     Done,
     FileComplaint,
     Filed,
+    Filing,
     Finish,
     Input,
     LookupStatus,
@@ -66,6 +68,8 @@ class Script:
         if isinstance(action, (Discard, RateComplaint)):
             return Done()
         if isinstance(action, FileComplaint):
+            return Filing()
+        if isinstance(action, AwaitFiled):
             return self.filed if isinstance(self.filed, Filed) else Filed(self.filed)
         if isinstance(action, LookupStatus):
             return StatusFound(*self.status) if self.status else StatusFound(None)
@@ -80,9 +84,18 @@ class Script:
             # a driver hangs up between media commands, never in the middle of an effect
             if (hangup_after is not None and len(self.actions) > hangup_after
                     and isinstance(action, (Ask, Play, Record))):
-                self.actions.extend(call.hangup())
-                return self.actions[-1]
+                return self.hang_up(call)
             action = call.send(self.answer(action))
+
+    def hang_up(self, call):
+        """The clean-up as the session does it: a write under way settles first."""
+        left = call.hangup()
+        while left:
+            action = left.pop(0)
+            self.actions.append(action)
+            if isinstance(action, AwaitFiled):
+                left = call.settled(self.answer(action))
+        return self.actions[-1]
 
 
 def asks(actions):
@@ -437,3 +450,64 @@ def test_tracking_codes_are_random_and_self_checking():
     for i in range(10):
         wrong = code[:i] + str((int(code[i]) + 1) % 10) + code[i + 1:]
         assert not is_well_formed(wrong)
+
+
+# ---- the write overlapped with speech (issue 17) -----------------------------------------
+def test_submitting_begins_the_write_then_speaks_then_reads_the_code_once_durable():
+    s = Script(HAPPY)
+    s.run(make_call())
+    i = next(n for n, a in enumerate(s.actions) if isinstance(a, FileComplaint))
+    # the write, at once the prompt that promises nothing, then the wait for durability
+    assert s.actions[i + 1:i + 3] == [Play(("filed-wait",)), AwaitFiled()]
+    code_read = next(n for n, a in enumerate(s.actions) if isinstance(a, Ask) and a.prompts[0] == "filed-code-is")
+    assert code_read == i + 3
+    assert not any(p.startswith("digits/") for a in s.actions[i:code_read]
+                   if isinstance(a, (Ask, Play)) for p in a.prompts)
+
+
+def test_a_journaled_complaint_is_read_back_like_a_stored_one():
+    s = Script(HAPPY, filed=Filed(CODE, journaled=True))
+    assert s.run(make_call()) == Finish("complaint_filed", "28")
+    assert asks(s.actions)[-1].prompts[1:-1] == tuple(f"digits/{d}" for d in CODE)
+
+
+def test_the_wait_prompt_needs_no_key_in_an_older_menu(tmp_path):
+    text = open(load_menu().source, encoding="utf-8").read()
+    text = "\n".join(line for line in text.splitlines() if not line.startswith("wait = "))
+    (tmp_path / "menu.toml").write_text(text, encoding="utf-8")
+    s = Script(HAPPY)
+    s.run(make_call(menu=load_menu(str(tmp_path / "menu.toml"), INDICATORS)))
+    assert Play(("filed-wait",)) in s.actions
+
+
+def wait_prompt_call(filed):
+    """A call hung up during the wait prompt: (call, the actions hangup() gave)."""
+    call = make_call()
+    s = Script(HAPPY, filed=filed)
+    action = call.start()
+    while action != Play(("filed-wait",)):
+        action = call.send(s.answer(action))
+    return call, call.hangup()
+
+
+def test_a_hangup_during_the_write_waits_for_it_and_keeps_the_recording():
+    call, left = wait_prompt_call(CODE)
+    assert left[0] == AwaitFiled()
+    assert not [a for a in left if isinstance(a, Discard)]  # the complaint's, not the call's
+    assert call.settled(Filed(CODE)) == [Finish("complaint_filed", "28", language="fa")]
+
+
+def test_a_hangup_during_a_write_that_failed_is_a_system_error():
+    call, _ = wait_prompt_call(None)
+    assert call.settled(Filed(None)) == [Finish("system_error", "28", language="fa")]
+
+
+def test_a_hangup_during_a_refused_write_discards_the_recording():
+    call, _ = wait_prompt_call(Filed(None, refused=True))
+    assert call.settled(Filed(None, refused=True)) == [Discard("/rec/rec0.wav"),
+                                                        Finish("refused", "28", language="fa")]
+
+
+def test_a_provisional_finish_follows_the_wait_for_a_driver_that_cannot_learn_the_result():
+    _, left = wait_prompt_call(CODE)
+    assert isinstance(left[-1], Finish) and len(left) == 2

@@ -365,3 +365,27 @@ def test_favad_staff_add_list_reset_disable_enable_with_clear_errors(staff):
     kinds = _kinds(staff)
     assert [k for k in kinds if k.startswith("account_")] == [
         "account_added", "account_added", "account_reset", "account_disabled", "account_enabled"]
+
+
+@SQLITE_ONLY
+def test_favad_web_serve_serves_the_staff_pages_and_a_database_away_gets_a_calm_page(migrated, caplog):
+    import dataclasses
+
+    from web.server import WebServer
+
+    server = WebServer(migrated, host="127.0.0.1", port=0).start()  # as `favad web serve` makes it
+    try:
+        http = Http(f"http://127.0.0.1:{server.port}")
+        assert http.get("/staff/login").status == 200 and http.get("/healthz").text == "ok\n"
+    finally:
+        server.stop()
+    away = dataclasses.replace(migrated, database_url="postgresql://postgres@127.0.0.1:1/none")
+    server = start_server(away)
+    try:
+        http = Http(f"http://127.0.0.1:{server.port}")
+        token = http.get("/staff/login").csrf()  # the form needs no database
+        r = http.post("/staff/login", {"csrf": token, "name": "zahra", "password": "secret-typed", "code": "123456"})
+        assert r.status == 503 and r.headers["Retry-After"] == "30" and 'data-code="unavailable"' in r.text
+        assert "Traceback" not in r.text and "secret-typed" not in caplog.text
+    finally:
+        server.stop()

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import jinja2
 from flask import Flask, g, render_template, request
+from sqlalchemy.exc import OperationalError
 from werkzeug.exceptions import HTTPException
 
 from accountability.accounts import Policy
@@ -37,6 +38,7 @@ NAV = (
 # an HTTP status -> the page shown (its heading and text under [page.<code>] in the catalog)
 PAGES = {400: "bad_request", 401: "forbidden", 403: "forbidden", 404: "missing", 405: "missing",
          413: "too_large", 500: "error"}
+RETRY_AFTER = "30"  # seconds, when the database cannot be reached: a failover takes about that long
 
 
 def catalog() -> dict:
@@ -92,6 +94,9 @@ def create_app(settings: Settings, engine=None, *, clock=utcnow, policy: Policy 
     @app.errorhandler(Exception)
     def _error(e: Exception):  # the database is away, a bug: a calm page, the cause in the log
         log.error("staff page failed: %s: %s", type(e).__name__, str(e).splitlines()[0][:200] if str(e) else "")
+        if isinstance(e, OperationalError):  # unreachable, or failing over: worth a retry soon
+            page, status = message("unavailable", 503)
+            return page, status, {"Retry-After": RETRY_AFTER}
         return message("error", 500)
 
     return app

@@ -76,7 +76,9 @@ def export():
 
 def _line(values) -> bytes:
     buf = io.StringIO()
-    csv.writer(buf).writerow(values)
+    # a cell a spreadsheet would take for a formula is written as text
+    csv.writer(buf).writerow("'" + v if isinstance(v, str) and v[:1] in ("=", "+", "-", "@") else v
+                             for v in values)
     return buf.getvalue().encode("utf-8")
 
 

@@ -58,6 +58,14 @@ def jalali_date(day: dt.date) -> str:
     return fa_digits(jdatetime.date.fromgregorian(date=day).strftime("%Y/%m/%d"))
 
 
+@bp.app_template_filter("num")
+def num(value, digits: int = 0) -> str:
+    """As the reports write numbers: Persian digits, separators and decimal sign."""
+    from reports.render import num as render_num
+
+    return render_num(value, digits)
+
+
 @bp.get("/dashboard")
 @login_required(roles=OVERSEERS)
 def index():

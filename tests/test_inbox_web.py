@@ -22,7 +22,7 @@ from db.models import Complaint, ComplaintEvent
 from dispatch.models import InspectionUnit
 from dispatch.units import load_demo_units
 from ivr.events import ComplaintDraft
-from tests.staffweb import Clock, Http, chromium, login, shown, staff, start_server  # noqa: F401
+from tests.staffweb import Clock, Http, chromium, login, shown, start_server  # noqa: F401  (chromium: a fixture)
 
 SQLITE_ONLY = pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
 TRACKING_KEY = b"inbox-test-tracking-key"
@@ -241,3 +241,19 @@ def test_only_a_units_account_has_an_inbox(site):
     assert page.status == 200 and site.other.case_number in page.text
     assert site.filed[0].case_number not in page.text
     assert other.get(f"/staff/inbox/complaint/{site.filed[0].case_number}").status == 404
+
+
+def test_forwarding_from_the_inbox_takes_the_complaint_to_the_other_units_inbox(site):
+    http, path, c = Http(site.base), site.link_path(), site.filed[0]
+    detail = http.get(f"{path}/{c.case_number}")
+    form = {"csrf": detail.csrf(), "action": "reassign", "to": "hq-101"}
+    refused = http.post(f"{path}/{c.case_number}", form)  # no reason: the units' page's own error
+    assert refused.status == 409 and 'id="form-error"' in refused.text
+    done = http.post(f"{path}/{c.case_number}", {**form, "reason": "موضوع در حوزهٔ ستاد است"})
+    assert done.status == 303 and done.location.endswith(f"{path}?done=reassign")
+    after = http.get(done.location)
+    assert after.status == 200 and 'id="flash"' in after.text and f'data-case="{c.case_number}"' not in after.text
+    assert http.get(f"{path}/{c.case_number}").status == 404  # not this unit's any more
+    assert site.actors(c)[-1] == ("reassigned", "unit p28-101")
+    hq = Http(site.base).get(site.link_path("hq-101"))
+    assert f'data-case="{c.case_number}"' in hq.text

@@ -14,7 +14,8 @@ LAYERS = (
     {"db", "ami", "pbxsim"},  # storage, and the wire peers
     {"dispatch", "rollout", "prompts"},  # forwarding, the provinces, prompt audio
     {"accountability", "complaints", "reports", "dialplan"},  # acting, filing, reporting, the dialplan
-    {"ivr", "web", "monitor", "retention", "migrations", "service"},  # drivers, pages, jobs, the schema's history, the service
+    {"ivr", "web", "monitor", "retention", "migrations", "service",
+     "drill"},  # drivers, pages, jobs, the schema's history, the service, the failover drill
 )
 RANK = {part: i for i, layer in enumerate(LAYERS) for part in layer}
 

@@ -94,6 +94,9 @@ def test_each_role_sees_exactly_its_scope_on_every_list_count_map_and_export(sta
             shown_page = http.get(f"/staff/complaints/{r.case_number}")
             assert shown_page.status == (200 if r.case_number in cases else 404), (role, r)
             assert not any(h in shown_page.text for h in hashes)
+        bad = http.get("/staff/complaints?date_from=yesterday")
+        assert bad.status == 400 and 'id="filter-error"' in bad.text, role
+        assert http.get("/staff/complaints.csv?status=lost").status == 400, role
         for text in (html, listed.text, exported.text):
             assert not any(h in text for h in hashes), role
 

@@ -30,6 +30,7 @@ from web.staff.auth import OVERSEERS, current_user, login_required
 
 bp = Blueprint("dashboard", __name__)
 CHARTS = ("provinces", "hotspots", "trend")
+OFFICE_ROWS = 50  # the busiest offices in the table; the list has every one
 MONTH = re.compile(r"\d{4}-\d{2}")
 CODE = re.compile(r"[A-Za-z0-9_-]{1,12}")
 MONTHLY_FILES = ("monthly.pdf", "monthly.html", "monthly.csv", "heatmap-provinces.png",
@@ -78,6 +79,7 @@ def index():
     stamp = int(now.timestamp() // 60)
     return render_template("staff/dashboard.html", f=f, scope_kind=kind, scope_name=name,
                            month_from=month_from, today=today, stamp=stamp, week_span=dt.timedelta(days=6),
+                           office_rows=OFFICE_ROWS,
                            calls_counted=not (user.scope.agency_id or user.scope.unit_id))
 
 

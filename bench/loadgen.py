@@ -4,15 +4,19 @@ Each simulated caller files a new complaint (no voice message) and hangs up the 
 does (``200 result=1``, then ``HANGUP``, then waits for the script to close). Replies follow
 shared/asterisk/TRANSCRIPTS.md; prompt playback can be simulated (``--playback 1 3``: each
 STREAM FILE / GET DATA takes 1-3 s). Turnaround = from writing a reply to reading the next
-command: the time the server spends on its side. Runs in its own process and prints JSON.
+command: the time the server spends on its side, as the generator sees it. Runs in processes of
+its own (``--processes``, each with its own event loop and share of the calls) and prints JSON:
+percentiles from the merged raw samples, and each process's command rate, CPU and loop lag, so
+the output shows whether the generator itself kept up.
 
-    python -m bench.loadgen --port 4573 --concurrency 100 --duration 20 [--playback 1 3]
+    python -m bench.loadgen --port 4573 --concurrency 100 --duration 20 [--playback 1 3] [--processes 3]
 """
 from __future__ import annotations
 
 import argparse
 import asyncio
 import json
+import multiprocessing
 import random
 import resource
 import shlex
@@ -151,15 +155,33 @@ async def one_classic_call(argv, n, playback, stats: Stats, timeout=120.0) -> No
         proc.kill()
 
 
+SUBMIT_STEP = "GET DATA favad/submit-or-restart"  # the turnaround after the caller presses submit
+LAG_EVERY = 0.02  # seconds between two looks at this generator's own loop
+
+
+async def _watch_loop(lags: list[float], done: asyncio.Event) -> None:
+    """How late this generator's own loop wakes up: a late loop inflates every turnaround."""
+    while not done.is_set():
+        t = time.perf_counter()
+        await asyncio.sleep(LAG_EVERY)
+        lags.append(time.perf_counter() - t - LAG_EVERY)
+
+
 async def run(host, port, script, concurrency, duration, playback, calls=None, ramp=0.0,
-              classic=None) -> dict:
+              classic=None, numbers: tuple[int, int] | None = None, raw: bool = False) -> dict:
+    """One generator process's share. ``numbers``: (first, stride) of its callers' numbers;
+    ``raw``: return the samples themselves (merged by ``run_processes``)."""
     stats = Stats()
     # each call from a number of its own, across the loads of a run too: the server limits
     # complaints per number (complaints/callers.py), as it would a prank caller
-    first = random.randrange(10**7 - 10**6)
-    counter = iter(range(first, 10**7))
+    first, stride = numbers or (random.randrange(10**7 - 10**6), 1)
+    counter = iter(range(first, 10**7, stride))
     deadline = time.monotonic() + duration
     started = time.monotonic()
+    cpu0 = _cpu()
+    lags: list[float] = []
+    done = asyncio.Event()
+    watcher = asyncio.ensure_future(_watch_loop(lags, done))
     budget = [calls]
 
     async def line(i: int):
@@ -176,20 +198,77 @@ async def run(host, port, script, concurrency, duration, playback, calls=None, r
                 await one_call(host, port, script, next(counter), playback, stats)
 
     await asyncio.gather(*(line(i) for i in range(concurrency)))
+    done.set()
+    await watcher
     elapsed = time.monotonic() - started
-    t = sorted(stats.turnaround)
+    own = {"concurrency": concurrency, "commands_per_s": round(stats.commands / elapsed, 1),
+           "cpu_pct": round(100 * (_cpu() - cpu0) / elapsed, 1),
+           "loop_lag_p99_ms": _pct(sorted(lags), 0.99)}
+    if raw:
+        return {"stats": stats, "elapsed": elapsed, "generator": own}
+    return summary([stats], elapsed, concurrency, [own])
 
-    def pct(q):
-        return round(t[min(len(t) - 1, int(q * len(t)))] * 1000, 3) if t else None
 
-    return {"concurrency": concurrency, "elapsed_s": round(elapsed, 2), "commands": stats.commands,
-            "commands_per_s": round(stats.commands / elapsed, 1), "completed": stats.completed,
-            "calls_per_s": round(stats.completed / elapsed, 2), "failed": stats.failed,
-            "errors": stats.errors, "p50_ms": pct(0.50), "p99_ms": pct(0.99),
+def _cpu() -> float:
+    r = resource.getrusage(resource.RUSAGE_SELF)
+    return r.ru_utime + r.ru_stime
+
+
+def _pct(t: list[float], q: float) -> float | None:
+    """The q-quantile of sorted seconds, in ms."""
+    return round(t[min(len(t) - 1, int(q * len(t)))] * 1000, 3) if t else None
+
+
+def summary(parts: list[Stats], elapsed: float, concurrency: int, generators: list[dict]) -> dict:
+    """The figures of a load, from every process's raw samples merged (never averaged percentiles)."""
+    t = sorted(x for s in parts for x in s.turnaround)
+    steps: dict[str, list[float]] = {}
+    for s in parts:
+        for k, v in s.by_step.items():
+            steps.setdefault(k, []).extend(v)
+    by_step = {k: (_pct(sorted(v), 0.5), _pct(sorted(v), 0.99)) for k, v in steps.items()}
+    commands = sum(s.commands for s in parts)
+    completed = sum(s.completed for s in parts)
+    errors: dict[str, int] = {}
+    for s in parts:
+        for k, n in s.errors.items():
+            errors[k] = errors.get(k, 0) + n
+    submit = by_step.get(SUBMIT_STEP, (None, None))
+    return {"concurrency": concurrency, "elapsed_s": round(elapsed, 2), "commands": commands,
+            "commands_per_s": round(commands / elapsed, 1), "completed": completed,
+            "calls_per_s": round(completed / elapsed, 2), "failed": sum(s.failed for s in parts),
+            "errors": errors, "p50_ms": _pct(t, 0.50), "p99_ms": _pct(t, 0.99),
             "max_ms": round(t[-1] * 1000, 3) if t else None,
+            "submit_p50_ms": submit[0], "submit_p99_ms": submit[1],
             # [step, p50 ms, p99 ms] of the five steps with the highest p99
-            "slowest_steps": sorted(([k, *(round(sorted(v)[int(q * (len(v) - 1))] * 1000, 2) for q in (0.5, 0.99))]
-                                     for k, v in stats.by_step.items()), key=lambda kv: -kv[2])[:5]}
+            "slowest_steps": sorted(([k, p50, p99] for k, (p50, p99) in by_step.items()),
+                                    key=lambda kv: -kv[2])[:5],
+            "generator": generators}
+
+
+def _share(args: tuple) -> dict:
+    """A generator process: its own loop, its share of the calls (``run_processes``)."""
+    kwargs = args[-1]
+    return asyncio.run(run(*args[:-1], **kwargs, raw=True))
+
+
+def run_processes(host, port, script, concurrency, duration, playback, calls=None, ramp=0.0,
+                  classic=None, processes: int = 1) -> dict:
+    """The load split over ``processes`` generators; the figures from their merged samples."""
+    processes = max(1, min(processes, concurrency))
+    if processes == 1:
+        return asyncio.run(run(host, port, script, concurrency, duration, playback, calls, ramp, classic))
+    first = random.randrange(10**7 - 10**6)
+    jobs = []
+    for i in range(processes):
+        share = concurrency // processes + (i < concurrency % processes)
+        budget = None if calls is None else calls // processes + (i < calls % processes)
+        jobs.append((host, port, script, share, duration, playback, budget, ramp, classic,
+                     {"numbers": (first + i, processes)}))
+    with multiprocessing.get_context("spawn").Pool(processes) as pool:
+        parts = pool.map(_share, jobs, chunksize=1)
+    return summary([p["stats"] for p in parts], max(p["elapsed"] for p in parts), concurrency,
+                   [p["generator"] for p in parts])
 
 
 def main() -> None:
@@ -204,12 +283,14 @@ def main() -> None:
     ap.add_argument("--calls", type=int, default=None, help="stop after this many calls")
     ap.add_argument("--playback", type=float, nargs=2, default=None, metavar=("MIN", "MAX"))
     ap.add_argument("--ramp", type=float, default=0.0, help="seconds over which callers start")
+    ap.add_argument("--processes", type=int, default=1,
+                    help="generator processes, each with its own loop and share of the calls")
     a = ap.parse_args()
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
-    result = asyncio.run(run(a.host, a.port, a.script, a.concurrency, a.duration,
-                             tuple(a.playback) if a.playback else None, a.calls, a.ramp,
-                             shlex.split(a.classic) if a.classic else None))
+    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))  # inherited by the processes
+    result = run_processes(a.host, a.port, a.script, a.concurrency, a.duration,
+                           tuple(a.playback) if a.playback else None, a.calls, a.ramp,
+                           shlex.split(a.classic) if a.classic else None, a.processes)
     print(json.dumps(result))
 
 

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import resource
 import time
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
@@ -39,6 +40,7 @@ LONG_TIMEOUT = 600.0  # seconds: at most, for a command that waits for the calle
 HOUSEKEEPING_EVERY = 5.0
 LOG_EVERY = 10.0  # seconds between two lines about connections turned away
 WRITE_GRACE = 15.0  # seconds beyond the grace for writes begun: the writer's timeout, then the journal
+FILES_BESIDE_CALLS = 256  # descriptors besides the calls': database, journal, logs, the listener
 TELLING_MAX = 64  # refused calls being told FAVAD_NEXT=unavailable at once; beyond, just closed
 
 
@@ -62,6 +64,7 @@ class FastAgiServer(Application):
         self.on_turnaround = None  # service/metrics.py: seconds from a reply to the next command
 
     async def start(self, host: str, port: int) -> asyncio.AbstractServer:
+        raise_file_limit(self.max_connections)
         folder = Path(self.backend.settings.data_dir) / "calls-in-progress"
         self._count_calls_left_behind(folder)
         self.inflight = InFlight(folder)
@@ -252,6 +255,20 @@ class FastAgiServer(Application):
         self.backend.close()
         if self.inflight is not None and self.inflight.count == 0:
             self.inflight.close()  # every call ended with its record: nothing left behind
+
+
+def raise_file_limit(connections: int) -> None:
+    """Room for every call's socket: a soft limit of 1,024 descriptors (systemd's and most
+    shells' default) would refuse calls long before ``max_connections``. The soft limit is
+    raised as far as the hard one allows; a hard limit too low is logged, with its fix."""
+    need = connections + FILES_BESIDE_CALLS
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft != resource.RLIM_INFINITY and soft < need:
+        new = need if hard == resource.RLIM_INFINITY else min(need, hard)
+        resource.setrlimit(resource.RLIMIT_NOFILE, (new, hard))
+        if new < need:
+            log.warning("open files limited to %d (hard limit): fewer than max_connections=%d calls "
+                        "fit; raise LimitNOFILE in the systemd unit or `ulimit -Hn`", new, connections)
 
 
 class _Line:

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import pyotp
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
-from sqlalchemy import select, update
+from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session
 
 from accountability.scope import Scope
@@ -28,6 +28,7 @@ from dispatch.models import InspectionUnit
 ISSUER = "128 favad"
 HASHER = PasswordHasher()  # Argon2id, the library's (RFC 9106 low-memory) parameters
 _DUMMY = HASHER.hash(secrets.token_urlsafe(16))  # verified for an unknown name: the same work
+KEEP_ENDED = dt.timedelta(days=30)  # an ended session's row is kept this long (the audit keeps the logins)
 AUDIT_IDS = ("complaint_id", "case_number", "unit_id", "target_account_id", "count")
 
 
@@ -205,6 +206,8 @@ def _digest(sid: str) -> str:
 def open_session(s: Session, a: StaffAccount, now: dt.datetime, policy: Policy = Policy()) -> str:
     """A new session for ``a``; the id to put in the cookie (only its hash is stored)."""
     sid = secrets.token_urlsafe(32)
+    # the account's sessions long over go: the table stays the size of the staff, not of their logins
+    s.execute(delete(StaffSession).where(StaffSession.account_id == a.id, StaffSession.expires_at < now - KEEP_ENDED))
     s.add(StaffSession(id_hash=_digest(sid), account_id=a.id, created_at=now, last_seen=now,
                        expires_at=now + policy.lifetime))
     return sid

@@ -389,3 +389,14 @@ def test_favad_web_serve_serves_the_staff_pages_and_a_database_away_gets_a_calm_
         assert "Traceback" not in r.text and "secret-typed" not in caplog.text
     finally:
         server.stop()
+
+
+@POSTGRES_ONLY
+def test_sessions_long_over_are_dropped_at_the_next_login_and_their_logins_stay_in_the_audit(staff):
+    name, password, secret = staff.user("national")
+    assert staff.http().login(name, password, staff.totp(secret)).status == 303
+    staff.clock.advance(days=31)
+    assert staff.http().login(name, password, staff.totp(secret)).status == 303
+    with staff.Session() as s:
+        assert len(s.scalars(select(StaffSession)).all()) == 1
+    assert _kinds(staff, name) == ["login_ok", "login_ok"]

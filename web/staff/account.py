@@ -5,7 +5,7 @@ from flask import Blueprint, current_app, g, redirect, render_template, request,
 
 from accountability import accounts
 from web.staff import db as staff_db
-from web.staff.auth import StaffUser, audit, current_user, login_required
+from web.staff.auth import audit, current_user, login_required
 from web.staff.security import PRE_COOKIE, SESSION_COOKIE, delete_cookie, set_cookie
 
 bp = Blueprint("account", __name__)
@@ -34,7 +34,6 @@ def login_post():
     if a is None:  # one answer for every failure: it tells no one which names exist
         return render_template("staff/login.html", error="failed", notice=None, name=name,
                                next=form.get("next", "")), 401
-    g.staff_user, g.staff_sid = StaffUser.of(a), sid
     response = redirect(_safe_next(form.get("next", "")), code=303)
     set_cookie(response, SESSION_COOKIE, sid, st.settings)
     delete_cookie(response, PRE_COOKIE, st.settings)

@@ -29,6 +29,7 @@ console = Console(highlight=False, width=None if sys.stdout.isatty() else 120)  
 
 def say(what: str) -> None:
     console.print(f"[dim]{time.strftime('%H:%M:%S')}[/dim] {what}")
+    sys.stdout.flush()  # progress shows as it happens, in a pipe or a log too
 
 
 @dataclass

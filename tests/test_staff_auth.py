@@ -19,7 +19,7 @@ from accountability import accounts
 from accountability.staff import StaffAccount, StaffAudit, StaffSession
 from cli import main
 from conftest import favad_env
-from staffweb import Clock, Http, chromium, login, make_user, shown, staff, start_server, totp_now  # noqa: F401
+from staffweb import Http, chromium, login, make_user, shown, staff, start_server, totp_now  # noqa: F401
 from web.staff.auth import audit, login_required
 
 SQLITE_ONLY = pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
@@ -154,8 +154,6 @@ def test_the_cookie_is_secure_when_the_pages_are_public_over_https(migrated):
     settings = dataclasses.replace(migrated, public_url="https://128.example.ir")
     server = start_server(settings)
     try:
-        from db.engine import make_engine
-
         name, password, secret = make_user(server.app.engine, "national")
         http = Http(f"http://127.0.0.1:{server.port}")
         token = http.get("/staff/login").csrf()

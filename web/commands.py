@@ -23,7 +23,7 @@ def web():
 @click.option("--port", type=int, help="Port to listen on (default: the web_port setting).")
 @click.pass_context
 def web_serve(ctx, host, port):
-    """Serve the units' page until SIGTERM (`favad serve` also runs it, unless web_in_serve = 0)."""
+    """Serve the units' page and /staff until SIGTERM (`favad serve` runs them too, unless web_in_serve = 0)."""
     from clock.calendar import CalendarError
     from web.server import WebServer
 
@@ -39,7 +39,7 @@ def web_serve(ctx, host, port):
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
     server.start()
-    click.echo(f"favad: units' page on http://{server.host}:{server.port} (links point to "
+    click.echo(f"favad: units' page on http://{server.host}:{server.port}, staff pages under /staff/ (links point to "
                f"{_base(settings)}); Ctrl-C or SIGTERM to stop", err=True)
     stop.wait()
     server.stop()

@@ -170,6 +170,18 @@ class Cluster:
                 pass
             _until(lambda: not _alive(pid), 30, f"{node.name}'s PostgreSQL to die")
 
+    def switchover(self) -> tuple[str, str]:
+        """A planned switch (a host to be replaced): Patroni demotes the primary, which stays up
+        as a standby, and promotes the other. (old, new) primary names."""
+        old = self.leader()
+        new = next(n for n in self.nodes if n is not old)
+        body = json.dumps({"leader": old.name, "candidate": new.name}).encode()
+        req = urllib.request.Request(f"http://127.0.0.1:{old.api_port}/switchover", data=body, method="POST",
+                                     headers={"Content-Type": "application/json"})
+        with urllib.request.urlopen(req, timeout=60) as r:
+            r.read()
+        return old.name, new.name
+
     def stop(self) -> None:
         """Everything down and the temporary directory gone."""
         for node in self.nodes:

@@ -116,6 +116,7 @@ class Fleet:
         self.servers: list[Proc] = []
         self.dispatchers: list[Proc] = []
         self.ports: list[int] = []
+        self.sinks_started = False
 
     def prepare(self) -> None:
         """The schema, the demo reference data and units, and the prompts."""
@@ -129,6 +130,7 @@ class Fleet:
     def start(self) -> None:
         self.smtp.start()
         self.sms.start()
+        self.sinks_started = True
         mail = {"FAVAD_SMTP_HOST": "127.0.0.1", "FAVAD_SMTP_PORT": str(self.smtp.port),
                 "FAVAD_SMTP_SECURITY": "none", "FAVAD_SMS_URL": self.sms.url, "FAVAD_SMS_API_KEY": "drill"}
         base = {**SHARED, **mail, "FAVAD_DATABASE_URL": self.url, "FAVAD_SOUNDS_DIR": str(self.sounds),
@@ -147,7 +149,8 @@ class Fleet:
         for proc in self.servers + self.dispatchers:
             proc.stop()
         self.smtp.stop()
-        self.sms.stop()
+        if self.sinks_started:  # shutdown() of a server never started would wait forever
+            self.sms.stop()
         self.engine.dispose()
 
     def restart_smtp(self) -> None:

@@ -24,6 +24,7 @@ from drill.cluster import Cluster, ClusterError, missing_tools
 from drill.fleet import Fleet, hashed
 
 PHASES = ("primary", "server", "dispatcher", "mail server")
+EXTRA = ("switchover",)  # on request only: a planned switch, the old primary staying up as a standby
 console = Console(highlight=False, width=None if sys.stdout.isatty() else 120)  # a log keeps whole lines
 
 
@@ -123,22 +124,25 @@ class Drill:
         kill, revive = {"primary": (self._kill_primary, self._revive_primary),
                         "server": (self._kill_server, self.fleet.servers[0].start),
                         "dispatcher": (lambda: _kill(self.fleet.dispatchers[0]), self.fleet.dispatchers[0].start),
-                        "mail server": (self.fleet.smtp.stop, self.fleet.restart_smtp)}[name]
+                        "mail server": (self.fleet.smtp.stop, self.fleet.restart_smtp),
+                        "switchover": (lambda: "%s to %s" % self.cluster.switchover(), None)}[name]
         ph.killed_at = time.monotonic()
         victim = kill()
-        say(f"killed the {name}{f' ({victim})' if victim else ''}")
-        if name == "primary":
+        done = "switched the primary over" if name == "switchover" else f"killed the {name}"
+        say(f"{done}{f' ({victim})' if victim else ''}")
+        if name in ("primary", "switchover"):
             self._until(self.cluster.writable, "a new primary")
             say(f"writes succeed again after {time.monotonic() - ph.killed_at:.1f} s "
                 f"(new primary {self.cluster.leader().name})")
         time.sleep(self.args.down)  # calls go on while it is away
-        revive()
-        say(f"brought the {name} back after {time.monotonic() - ph.killed_at:.1f} s")
+        if name != "switchover":  # the old primary never went away: it follows the new one
+            revive()
+            say(f"brought the {name} back after {time.monotonic() - ph.killed_at:.1f} s")
         self._until(lambda: not sum(self.fleet.journals().values()) and self.cluster.streaming(),
                     "empty journals and a streaming standby")
         time.sleep(1.0)  # a sample or two after the journals emptied
         ph.writes_back, ph.journals_empty = self.monitor.since(ph.killed_at)
-        say(f"{name}: journals empty {ph.journals_empty:.1f} s after the kill; "
+        say(f"{name}: journals empty {ph.journals_empty:.1f} s after it began; "
             f"{self.callers.answered(name)} codes heard in this phase")
         return ph
 
@@ -288,15 +292,16 @@ def parse(argv: list[str]) -> argparse.Namespace:
     ap.add_argument("--think", type=float, default=0.3, help="seconds a caller takes before each answer")
     ap.add_argument("--down", type=float, default=8.0, help="seconds each killed part stays down")
     ap.add_argument("--phases", type=lambda s: [p.strip() for p in s.split(",")], default=list(PHASES),
-                    help=f"comma-separated, from: {', '.join(PHASES)} (default: all, in that order)")
+                    help=f"comma-separated, from: {', '.join(PHASES + EXTRA)} (default: all but "
+                         f"{', '.join(EXTRA)}, in that order)")
     ap.add_argument("--async", dest="asynchronous", action="store_true",
                     help="asynchronous replication (the default is synchronous)")
     ap.add_argument("--patience", type=float, default=180.0, help="seconds to wait for any one thing")
     ap.add_argument("--keep", action="store_true", help="keep the fleet's temporary directory")
     a = ap.parse_args(argv)
-    bad = [p for p in a.phases if p not in PHASES]
+    bad = [p for p in a.phases if p not in PHASES + EXTRA]
     if bad:
-        ap.error(f"unknown phase {', '.join(bad)}; choose from: {', '.join(PHASES)}")
+        ap.error(f"unknown phase {', '.join(bad)}; choose from: {', '.join(PHASES + EXTRA)}")
     if a.callers < 1 or a.down < 0 or a.think < 0:
         ap.error("--callers must be at least 1, --down and --think not negative")
     return a

@@ -10,7 +10,6 @@ import datetime as dt
 import logging
 import multiprocessing
 import os
-import secrets
 import time
 from dataclasses import dataclass, field
 from concurrent.futures import Future, ProcessPoolExecutor, ThreadPoolExecutor, TimeoutError as FutureTimeout
@@ -24,7 +23,6 @@ from config import Settings
 from db import store
 from db.engine import make_engine, make_sessionmaker
 from db.writer import GroupWriter
-from common.anonymity import scrub
 from ivr.directory import Directory
 from ivr.events import (
     AwaitFiled,
@@ -39,15 +37,16 @@ from ivr.events import (
     RateComplaint,
     StatusFound,
 )
-from ivr.flow import Call
 from ivr.journal import Journal, Unstorable
 from ivr.menu import Menu, load_menu
+from ivr.opening import open_call
 from ivr.reference import Reference
+from ivr.snapshot import Snapshot, SnapshotFile
 from ivr.writes import KINDS, Writes
 from ivr.session import AgiSession
 from ivr import voice
 from complaints.callers import CallerLedger, Limits
-from common.keyring import code_hash, month_of
+from common.keyring import code_hash
 from common.tracking import new_case_number, new_code
 
 log = logging.getLogger(__name__)
@@ -74,7 +73,10 @@ class CallContext:
 
 
 class Backend:
-    def __init__(self, settings: Settings, engine=None, serving: bool = False):
+    def __init__(self, settings: Settings, engine=None, serving: bool = False,
+                 snapshot: Snapshot | None = None):
+        """``snapshot``: a classic AGI call that began from the snapshot file; the database is
+        then first asked when the call needs it."""
         self.settings = settings
         self.engine = engine or make_engine(settings.db_url)
         self.Session = make_sessionmaker(self.engine)
@@ -95,8 +97,12 @@ class Backend:
         self._swept_at = 0.0
         self._retained_at: float | None = None  # the first look is at the first housekeeping
         self._legacy: frozenset[str] | None = None
-        self.reference = Reference(self.Session, tehran_today, self.calendar)  # a province goes live at Tehran's midnight
-        self.reference.load()
+        self.reference = Reference(self.Session, tehran_today, self.calendar,  # a province goes live at Tehran's midnight
+                                   snapshot=SnapshotFile(settings.data_dir, settings.db_url))
+        if snapshot is None:
+            self.reference.load()
+        else:
+            self.reference.seed(snapshot)
         self.writes = Writes(self.reference, self.calendar, settings.sla_hours, self.code_hash)
         self.writer = GroupWriter(self.Session, self.writes.one, self.writes.batch)
         self.on_call = lambda outcome, province_code: None  # counted by service/metrics.py
@@ -107,17 +113,10 @@ class Backend:
 
     def open_call(self, headers: dict[str, str]) -> tuple[AgiSession, CallContext]:
         """Start a call from AGI headers; the caller's number is hashed here and dropped."""
-        now = utcnow()
-        period = month_of(now)
-        safe, caller_hash = scrub(headers, self.keyring.caller_key(period), period)
-        headers.clear()  # the raw headers (number, name, channel) go no further
         directory = self.directory() if self.refresh_inline else self.reference.cached_directory
-        call = Call(self.menu, directory, safe.get("agi_arg_1"),
-                    operator=bool(self.settings.operator_queue),
-                    recordings_dir=self._recordings_dir,
-                    new_name=lambda: secrets.token_hex(16))
-        return AgiSession(call), CallContext(now, time.monotonic(), caller_hash, period,
-                                             tehran_today(now))
+        session, fields = open_call(headers, self.keyring, self.menu, directory,
+                                    bool(self.settings.operator_queue), self._recordings_dir)
+        return session, CallContext(**fields)
 
     def perform(self, action, ctx: CallContext):
         """Carry out one effect and return the event the flow expects back."""

@@ -18,6 +18,7 @@ COMMANDS = {
     "call": "ivr.commands:call",
     "menu": "ivr.commands:menu",
     "journal": "ivr.commands:journal",
+    "reference": "ivr.commands:reference",  # the snapshot classic AGI starts from
     "db": "db.commands:db",
     "complaints": "accountability.commands:complaints",  # db's group, with ack/resolve/reassign
     "provinces": "rollout.commands:provinces",  # db's group, with activate/deactivate added

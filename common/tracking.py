@@ -11,17 +11,22 @@ from __future__ import annotations
 
 import secrets
 
-from stdnum import damm
-
 RANDOM_DIGITS = 9
+
+# stdnum is imported when a code is made or checked, not with this module: its package imports
+# ssl and pydoc, a sixth of what a classic AGI process would load before its first command
 
 
 def new_code() -> str:
+    from stdnum import damm
+
     body = f"{secrets.randbelow(10**RANDOM_DIGITS):0{RANDOM_DIGITS}d}"
     return body + damm.calc_check_digit(body)
 
 
 def is_well_formed(code: str) -> bool:
+    from stdnum import damm
+
     return len(code) == RANDOM_DIGITS + 1 and code.isdigit() and damm.is_valid(code)
 
 

@@ -26,6 +26,7 @@ def db_upgrade(ctx):
     """Migrate the schema to the latest version and load the reference data."""
     from migrations.run import upgrade
     from db.store import load_reference
+    from ivr.reference import refresh_after_change
 
     settings = load_settings(ctx)
     upgrade(settings.db_url, keyring=settings.keyring())
@@ -34,6 +35,7 @@ def db_upgrade(ctx):
         old_key.unlink()
     with _session(ctx) as s:
         load_reference(s)
+    refresh_after_change(settings)  # the snapshot classic AGI starts from (ivr/snapshot.py)
     click.echo(f"database is up to date ({settings.db_url.split('://')[0]})")
 
 
@@ -44,10 +46,12 @@ def db_demo(ctx):
     """Load the demo agencies, offices and inspection units (idempotent)."""
     from db.store import load_demo
     from dispatch.units import load_demo_units
+    from ivr.reference import refresh_after_change
 
     with _session(ctx) as s:
         agencies, offices = load_demo(s)
         units = load_demo_units(s)
+    refresh_after_change(load_settings(ctx))
     click.echo(f"demo data loaded: {agencies} agencies, {offices} offices and {units} inspection "
                f"units added")
 

@@ -1,7 +1,9 @@
-"""`favad serve`, `favad agi`, `favad call`, `favad menu check`: the IVR's commands."""
+"""`favad serve`, `favad agi`, `favad call`, `favad menu check`: the IVR's commands.
+
+asyncio is imported where it is used: `favad agi` (one process per call) must not pay for it
+before its first command."""
 from __future__ import annotations
 
-import asyncio
 import gc
 import logging
 import signal
@@ -25,14 +27,14 @@ def _backend(settings, serving: bool = False):
         fail(str(e))
 
 
-def _open_backend(settings, serving: bool = False):
+def _open_backend(settings, serving: bool = False, snapshot=None):
     """The backend, or ``CannotStart`` saying why in one line (no traceback)."""
     from ivr.agi_script import CannotStart
     from ivr.backend import Backend
     from ivr.menu import MenuError
 
     try:
-        return Backend(settings, serving=serving)
+        return Backend(settings, serving=serving, snapshot=snapshot)
     except MenuError as e:
         raise CannotStart(str(e)) from None
     except OSError as e:  # a key, the journal or the data folder: often run as the wrong user
@@ -52,6 +54,8 @@ def _open_backend(settings, serving: bool = False):
 @click.pass_context
 def serve(ctx, host, port, with_dispatch):
     """Run the FastAGI server that answers 128 calls."""
+    import asyncio
+
     settings = load_settings(ctx)
     setup_logging(settings)
     backend = _backend(settings, serving=True)
@@ -85,6 +89,8 @@ def tune_gc() -> None:
 
 
 async def _serve(backend, settings, host, port, with_dispatch=True):
+    import asyncio
+
     from ivr.fastagi import FastAgiServer
 
     stop = asyncio.Event()
@@ -146,12 +152,12 @@ def agi(ctx, args):
     """
     from ivr.agi_script import run
 
-    sys.exit(run(lambda: _agi_backend(ctx)))
+    sys.exit(run(lambda: _agi_settings(ctx), _open_backend))
 
 
-def _agi_backend(ctx):
-    """Settings, logging and backend for one classic AGI call; any failure as ``CannotStart``,
-    which the script tells Asterisk (a daemonised Asterisk drops its stderr)."""
+def _agi_settings(ctx):
+    """Settings and logging for one classic AGI call; any failure as ``CannotStart``, which
+    the script tells Asterisk (a daemonised Asterisk drops its stderr)."""
     from config import load
     from ivr.agi_script import CannotStart
 
@@ -164,7 +170,7 @@ def _agi_backend(ctx):
         raise CannotStart(f"cannot read the configuration {e.filename or ''}: {e.strerror} "
                           f"(run as the user that owns favad's files?)") from None
     setup_logging(settings)  # stdout is the AGI channel; stderr (redacted) goes to Asterisk's log
-    return _open_backend(settings)
+    return settings
 
 
 @click.command()
@@ -183,6 +189,8 @@ def _agi_backend(ctx):
 def call(ctx, host, port, province, digits, speak, lang):
     """Place a simulated call to a running server and print what the caller hears, in the
     language the channel speaks at each prompt."""
+    import asyncio
+
     from ivr.catalog import languages
     from pbxsim.caller import Caller
     from pbxsim.fastagi import run_call
@@ -240,6 +248,33 @@ def _province_language(settings, province: str) -> str:
     except Exception:
         langs = None
     return (langs or "fa").split(",")[0].strip() or "fa"
+
+
+@click.group()
+def reference():
+    """The reference data's snapshot, which classic AGI starts from."""
+
+
+@reference.command("snapshot")
+@click.pass_context
+def reference_snapshot(ctx):
+    """Write <data_dir>/reference.json from the database now (a timer's job where only
+    classic AGI runs; `favad serve` rewrites it every 30 s)."""
+    from ivr.reference import refresh_snapshot
+    from ivr.snapshot import FILE, MAX_AGE
+
+    settings = load_settings(ctx)
+    setup_logging(settings)
+    try:
+        snap = refresh_snapshot(settings, forget_on_failure=False)
+    except OSError as e:
+        fail(f"{e} (run as the user that owns favad's files?)")
+    except Exception as e:
+        fail(f"cannot read the reference data ({type(e).__name__}): run `favad db upgrade` first "
+             f"or check database_url; the snapshot was left as it was")
+    click.echo(f"{settings.data_dir}/{FILE}: {len(snap.provinces)} provinces, {len(snap.agencies)} agencies, "
+               f"{len(snap.offices)} offices, {len(snap.indicators)} indicators (trusted for "
+               f"{MAX_AGE:.0f} s: rewrite it at least every minute)")
 
 
 @click.group()

@@ -4,7 +4,8 @@ The directory the flow reads (provinces, agencies, offices, indicators), their i
 stores, and the route per agency and province are loaded together and are at most ``ttl``
 seconds old; a complaint that names something the cache lacks reloads all of it at once
 (an office or unit added a moment ago). With the database away, calls go on with what was
-loaded last.
+loaded last. Each load also rewrites the snapshot file a classic AGI process starts from
+(ivr/snapshot.py).
 """
 from __future__ import annotations
 
@@ -22,36 +23,41 @@ from db import store
 from db.models import Agency, Indicator, Office, Province
 from clock.calendar import OfficeCalendar
 from dispatch.outbox import Plan, plan_for
-from ivr.directory import Directory, OfficeInfo
+from ivr.directory import Directory
+from ivr.snapshot import Snapshot, SnapshotFile
 
 log = logging.getLogger(__name__)
 TTL = 30.0  # seconds: a province switched on, an office or a unit imported reach new calls within this
 
 
-def load_directory(s: Session, today: dt.date) -> Directory:
-    """The snapshot of reference data a call needs."""
-    provinces = list(s.scalars(select(Province)))
+def load_snapshot(s: Session) -> Snapshot:
+    """The reference data a call needs, as the database has it now."""
+    provinces = s.execute(select(Province.area_code, Province.activated_on, Province.languages))
     offices = s.execute(
         select(Office.code, Agency.code, Province.area_code)
         .join(Agency, Office.agency_id == Agency.id)
         .join(Province, Office.province_id == Province.id)
     )
-    return Directory(
-        active_provinces=frozenset(p.area_code for p in provinces
-                                   if p.activated_on is not None and p.activated_on <= today),
-        known_provinces=frozenset(p.area_code for p in provinces),
-        agencies=frozenset(s.scalars(select(Agency.code))),
-        offices={o: OfficeInfo(o, a, pr) for o, a, pr in offices},
-        indicators=frozenset(s.scalars(select(Indicator.code))),
-        languages={p.area_code: tuple(c.strip() for c in p.languages.split(",") if c.strip())
-                   for p in provinces if p.languages},
+    return Snapshot(
+        provinces=tuple((code, since, tuple(c.strip() for c in (langs or "").split(",") if c.strip()))
+                        for code, since, langs in provinces),
+        agencies=tuple(s.scalars(select(Agency.code))),
+        offices=tuple((o, a, p) for o, a, p in offices),
+        indicators=tuple(s.scalars(select(Indicator.code))),
     )
+
+
+def load_directory(s: Session, today: dt.date) -> Directory:
+    """The directory a call reads, from the database."""
+    return load_snapshot(s).directory(today)
 
 
 class Reference:
     def __init__(self, Session: sessionmaker, today: Callable[[], dt.date],
-                 calendar: OfficeCalendar | None = None, ttl: float = TTL):
+                 calendar: OfficeCalendar | None = None, ttl: float = TTL,
+                 snapshot: SnapshotFile | None = None):
         self.Session = Session
+        self.snapshot = snapshot  # rewritten at each load, for classic AGI's next calls
         self.today = today
         self.calendar = calendar  # whose holidays an SMS and the escalation clock wait out
         self.ttl = ttl
@@ -62,14 +68,23 @@ class Reference:
         self._plans: dict[tuple[int, int], Plan] = {}
 
     def load(self, s: Session | None = None) -> None:
-        """Load everything now (in ``s``, or in a session of its own)."""
+        """Load everything now (in ``s``, or in a session of its own), and write the snapshot."""
         if s is None:
             with self.Session() as own:
                 return self.load(own)
-        directory, ids = load_directory(s, self.today()), store.reference_ids(s)
+        snap, ids = load_snapshot(s), store.reference_ids(s)
+        directory = snap.directory(self.today())
         with self._lock:
             self._directory, self._ids, self._plans = directory, ids, {}
             self._loaded_at = time.monotonic()
+        if self.snapshot is not None:
+            self.snapshot.write(snap)
+
+    def seed(self, snap: Snapshot) -> None:
+        """The directory from a snapshot file, for a call that starts before any database;
+        still stale: ids and routes, and the directory itself, are loaded at the first use."""
+        with self._lock:
+            self._directory = snap.directory(self.today())
 
     def stale(self) -> bool:
         return time.monotonic() - self._loaded_at > self.ttl
@@ -106,3 +121,36 @@ class Reference:
         if (p := self._plans.get(key)) is None:
             p = self._plans[key] = plan_for(s, agency_id, province_id, self.calendar)
         return p
+
+
+def refresh_snapshot(settings, forget_on_failure: bool = True) -> Snapshot:
+    """Rewrite the snapshot file from the database now (reference data just changed, or a
+    timer); raises what the database raised. A change must not leave an older snapshot behind:
+    unless told otherwise, a failure removes the file (classic AGI then asks the database)."""
+    from db.engine import make_engine, make_sessionmaker
+
+    file = SnapshotFile(settings.data_dir, settings.db_url)
+    engine = make_engine(settings.db_url)
+    try:
+        with make_sessionmaker(engine)() as s:
+            snap = load_snapshot(s)
+    except Exception:
+        if forget_on_failure:
+            file.forget()
+        raise
+    finally:
+        engine.dispose()
+    if not file.write(snap):
+        if forget_on_failure:
+            file.forget()
+        raise OSError(f"cannot write {file.path}")
+    return snap
+
+
+def refresh_after_change(settings) -> None:
+    """Reference data was just changed by a command: classic AGI's next call starts from the
+    new data, not from a snapshot up to MAX_AGE old (a server notices within TTL)."""
+    try:
+        refresh_snapshot(settings)
+    except Exception:  # the snapshot was removed: the next classic call reads the database
+        pass

@@ -36,7 +36,7 @@ def _session(ctx):
 @_guard
 def provinces_activate(ctx, code, on):
     """Switch 128 on for a province (by area code or name) from a date."""
-    from ivr.reference import TTL as DIRECTORY_TTL
+    from ivr.reference import TTL as DIRECTORY_TTL, refresh_after_change
     from clock import today as today_in_tehran
     from rollout.dates import DateError, jalali_date, parse_date
 
@@ -49,6 +49,7 @@ def provinces_activate(ctx, code, on):
         province.activated_on = day
         s.commit()
         name = f"{province.name_en} ({province.area_code}, {province.name_fa})"
+    refresh_after_change(load_settings(ctx))
     when = "now" if day <= today_in_tehran() else "from that day"
     click.echo(f"{name}: 128 is live from {jalali_date(day)} ({day.isoformat()}); calls from there "
                f"are served {when} (running servers notice within {DIRECTORY_TTL:.0f} s)")
@@ -60,13 +61,14 @@ def provinces_activate(ctx, code, on):
 @_guard
 def provinces_deactivate(ctx, code):
     """Switch 128 off for a province: its callers hear that the service is not live there yet."""
-    from ivr.reference import TTL as DIRECTORY_TTL
+    from ivr.reference import TTL as DIRECTORY_TTL, refresh_after_change
 
     with _session(ctx) as s:
         province = _find(s, code)
         province.activated_on = None
         s.commit()
         name = f"{province.name_en} ({province.area_code}, {province.name_fa})"
+    refresh_after_change(load_settings(ctx))
     click.echo(f"{name}: 128 is switched off there (running servers notice within "
                f"{DIRECTORY_TTL:.0f} s)")
 
@@ -79,7 +81,7 @@ def provinces_deactivate(ctx, code):
 def provinces_languages(ctx, code, languages):
     """Show or set the languages a province is offered, its default first: `41 az,fa`."""
     from ivr.catalog import languages as known, with_catalog
-    from ivr.reference import TTL as DIRECTORY_TTL
+    from ivr.reference import TTL as DIRECTORY_TTL, refresh_after_change
 
     with _session(ctx) as s:
         province = _find(s, code)
@@ -94,6 +96,7 @@ def provinces_languages(ctx, code, languages):
                  f"{', '.join(known())} (ivr/languages.toml)")
         province.languages = ",".join(codes)
         s.commit()
+    refresh_after_change(load_settings(ctx))
     for c in codes:
         if c not in with_catalog():
             click.echo(f"favad: warning: {c} has no catalog (ivr/catalog.{c}.toml): its callers "

@@ -5,10 +5,10 @@ from the database (and importing SQLAlchemy to do it) kept its caller in silence
 a second. It reads this file instead (``<data_dir>/reference.json``), and the database is
 opened only when the call needs it.
 
-Who keeps it fresh: every process that loads the reference data from the database writes it
-(``favad serve`` every 30 s, a classic AGI call that had to load it, each complaint's write),
-as do ``favad reference snapshot`` (for a timer, where only classic AGI runs) and the commands
-that change reference data. A reader ignores a snapshot that is missing, unreadable, of another
+Who keeps it fresh: every process that loads the reference data from the database writes it:
+``favad serve`` every 30 s, ``favad journal replay`` (minutely where only classic AGI runs),
+and each classic AGI call when it writes its call record or complaint; so do ``favad reference
+snapshot`` and the commands that change reference data. A reader ignores a snapshot that is missing, unreadable, of another
 format or another database, or older than ``MAX_AGE``, and says which in its log; the caller
 then waits for the database, as before. Nothing about a caller is ever in it.
 """
@@ -29,10 +29,10 @@ from ivr.directory import Directory, OfficeInfo
 log = logging.getLogger(__name__)
 FORMAT = 1
 FILE = "reference.json"
-# seconds: a snapshot nobody rewrote for this long is not trusted (the server and the writers
-# that stopped refreshing it may have missed a change); each classic call that then reads the
-# database writes a new one
-MAX_AGE = 120.0
+# seconds: a snapshot nobody rewrote for this long is not trusted (whatever refreshed it has
+# stopped, and may have missed a change); the next classic call reads the database and writes a
+# new one. Three minutes leave room for a minutely timer's random delay (service/units.py).
+MAX_AGE = 180.0
 CLOCK_SKEW = 5.0  # seconds a snapshot may seem to come from the future (clock adjusted)
 
 

@@ -125,12 +125,14 @@ def test_favad_reference_snapshot_writes_it_or_says_why_not(migrated, tmp_path):
     assert "Traceback" not in broken.stderr
 
 
-def test_classic_agi_starts_from_the_snapshot_and_files_the_complaint(backend):
+def test_classic_agi_starts_from_the_snapshot_files_the_complaint_and_leaves_it_fresher(backend):
+    before = snapshot_file(backend.settings).read().written_at
     result = classic_call(backend.settings, Caller(FILE_ONE))
     assert b"reference data from the snapshot" in result.stderr
     (c,) = complaints(backend)
     assert backend.code_hash(spoken_code(result.played)) == c.code_hash
     assert result.exit_status == 0 and not result.leaked
+    assert snapshot_file(backend.settings).read().written_at > before  # its writes loaded it again
 
 
 def test_classic_agi_without_a_snapshot_reads_the_database_files_the_complaint_and_leaves_one(backend):

@@ -12,7 +12,7 @@ import tomllib
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 
-from config import checks
+from config import checks, dburl
 
 SECRET_FIELDS = {"caller_hash_key", "tracking_key", "smtp_password", "sms_api_key", "ami_secret"}
 SECRET_FIELDS |= {"link_keys"}  # the keys that sign the inspection units' links
@@ -194,8 +194,9 @@ class Settings:
 
     @property
     def db_url(self) -> str:
+        """The database's URL, a multi-host list in the one spelling SQLAlchemy reads (config/dburl.py)."""
         if self.database_url:
-            return self.database_url
+            return dburl.normalise(self.database_url)
         return f"sqlite:///{Path(self.data_dir).resolve() / 'favad.sqlite3'}"
 
     @property
@@ -269,10 +270,10 @@ def load(path: str | None = None, environ: dict | None = None) -> Settings:
             bad += [problem] if problem else []
     # the values of the right type are checked for range too: every problem is said at once
     settings = replace(Settings(), **{k: v for k, v in values.items() if v is not None})
-    bad += checks.problems(settings, from_env)
+    bad += checks.problems(settings, from_env) + dburl.problems(settings.database_url)
     if bad:
         raise ConfigError("\n".join(bad))
-    warnings += _open_keys(settings) + checks.advice(settings)
+    warnings += _open_keys(settings) + checks.advice(settings) + dburl.advice(settings.database_url)
     return replace(settings, warnings=tuple(warnings))
 
 

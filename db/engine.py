@@ -1,4 +1,11 @@
-"""Engines and sessions for SQLite (embedded default) and PostgreSQL (production)."""
+"""Engines and sessions for SQLite (embedded default) and PostgreSQL (production).
+
+A PostgreSQL engine follows the primary across a failover without a restart: a pooled
+connection is pinged before use (a dead one is replaced), and an error that says this server
+no longer takes our writes (a standby, a server shutting down or starting) is treated as a lost
+connection, so SQLAlchemy discards the whole pool and the next attempt connects afresh, which
+libpq's ``target_session_attrs=read-write`` sends to whichever host is the primary now.
+"""
 from __future__ import annotations
 
 from pathlib import Path
@@ -6,6 +13,13 @@ from pathlib import Path
 from sqlalchemy import create_engine, event
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import sessionmaker
+
+from config.dburl import normalise
+
+# SQLSTATEs after which no statement on this connection can succeed, though it is still open:
+# 25006 read_only_sql_transaction (a standby, or a primary demoted under us), 57P01
+# admin_shutdown, 57P02 crash_shutdown, 57P03 cannot_connect_now (starting, or in recovery)
+SWITCHED = frozenset({"25006", "57P01", "57P02", "57P03"})
 
 
 def make_engine(url: str, **kw) -> Engine:
@@ -24,10 +38,20 @@ def make_engine(url: str, **kw) -> Engine:
             cur.close()
 
         return engine
+    url = normalise(url)  # a multi-host list in the spelling SQLAlchemy reads
     if url.startswith("postgresql://"):
         url = "postgresql+psycopg://" + url[len("postgresql://"):]
-    # fail fast when the server is away: the IVR then journals instead of keeping a caller waiting
-    return create_engine(url, pool_pre_ping=True, connect_args={"connect_timeout": 3}, **kw)
+    # fail fast when the server is away: the IVR then journals instead of keeping a caller
+    # waiting (libpq applies the timeout to each host of a multi-host list in turn)
+    engine = create_engine(url, pool_pre_ping=True, connect_args={"connect_timeout": 3}, **kw)
+    event.listen(engine, "handle_error", _switched)
+    return engine
+
+
+def _switched(ctx) -> None:
+    """Treat "this server is not the primary any more" as a disconnect: the pool is emptied."""
+    if getattr(ctx.original_exception, "sqlstate", None) in SWITCHED:
+        ctx.is_disconnect = True
 
 
 def make_sessionmaker(engine: Engine) -> sessionmaker:

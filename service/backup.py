@@ -13,7 +13,7 @@ import sqlite3
 import subprocess
 import tarfile
 from pathlib import Path
-from urllib.parse import parse_qs, unquote, urlsplit
+from urllib.parse import parse_qs, parse_qsl, unquote, urlencode, urlsplit
 
 from sqlalchemy import inspect
 
@@ -37,7 +37,11 @@ def _pg(url: str) -> tuple[str, list[str]]:
         option = unquote(option)
         if option.startswith("-csearch_path="):
             schemas = option.split("=", 1)[1].split(",")
-    base = parts._replace(scheme="postgresql", query="").geturl()
+    # the rest of the query stays: a multi-host list (host=h1,h2&port=p1,p2) and
+    # target_session_attrs are libpq's too, so the tools reach the primary as favad does
+    kept = urlencode([(k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True) if k != "options"],
+                     safe=",:")
+    base = parts._replace(scheme="postgresql", query=kept).geturl()
     return base, [f"--schema={s.strip()}" for s in schemas if s.strip()]
 
 

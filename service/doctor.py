@@ -38,15 +38,16 @@ def _config(s: Settings):
 def _database(s: Settings):
     from alembic.runtime.migration import MigrationContext
     from alembic.script import ScriptDirectory
-    from sqlalchemy import create_engine
 
+    from config import dburl
+    from db.engine import make_engine
     from migrations.run import alembic_config
 
-    engine = create_engine(s.db_url.replace("postgresql://", "postgresql+psycopg://", 1),
-                           connect_args={"connect_timeout": 5} if s.db_url.startswith("postgresql") else {})
+    engine = make_engine(s.db_url)
     try:
         with engine.connect() as conn:
             current = MigrationContext.configure(conn).get_current_revision()
+            reached = _server(conn)
     except Exception as e:
         return False, f"cannot connect ({type(e).__name__})", "check database_url and that the server is up"
     finally:
@@ -54,7 +55,22 @@ def _database(s: Settings):
     head = ScriptDirectory.from_config(alembic_config(s.db_url)).get_current_head()
     if current != head:
         return False, f"schema at {current}, code expects {head}", "run `favad db upgrade`"
-    return True, f"reachable, schema at head ({head})", ""
+    if reached.endswith("(a standby)"):
+        return False, f"{reached}: its writes are refused", \
+            "list the primary's host in database_url, or add &target_session_attrs=read-write"
+    if advice := dburl.advice(s.db_url):
+        return False, f"{reached}, schema at head; {advice[0].split(': ', 1)[0]}", \
+            "add &target_session_attrs=read-write to database_url (a failover must not send writes to a standby)"
+    return True, f"{reached}, schema at head ({head})", ""
+
+
+def _server(conn) -> str:
+    """Which server a connection reached, and whether it takes writes (PostgreSQL)."""
+    if conn.dialect.name != "postgresql":
+        return "reachable"
+    info = conn.connection.dbapi_connection.info
+    standby = conn.exec_driver_sql("SELECT pg_is_in_recovery()").scalar()
+    return f"reached {info.host}:{info.port} " + ("(a standby)" if standby else "(the primary)")
 
 
 def _keys(s: Settings):

@@ -223,10 +223,24 @@ def mark_failed(s: Session | Connection, msg_id: int, worker: str, now: dt.datet
 
 
 def release(s: Session | Connection, msg_id: int, worker: str) -> None:
-    """Give a claimed message back untried (the dispatcher is stopping). Commits."""
-    s.execute(update(T).where(T.c.id == msg_id, T.c.claimed_by == worker, T.c.status == "pending")
+    """Give a claimed message back untried (the dispatcher is stopping). Commits; a repeat
+    (its commit went unheard in a failover) changes nothing."""
+    s.execute(update(T).where(T.c.id == msg_id, T.c.claimed_by == worker, T.c.status == "pending",
+                              T.c.lease_until.is_not(None))
               .values(lease_until=None, tries=T.c.tries - 1))
     s.commit()
+
+
+def release_orphans(s: Session | Connection, worker: str, now: dt.datetime, keep=()) -> int:
+    """Give back ``worker``'s live claims (but ``keep``) when none of its sends is in flight:
+    a claim whose commit went unheard (the database failed over as it answered) would otherwise
+    wait out its lease. The try it counted stays counted. Commits; how many."""
+    where = [T.c.claimed_by == worker, T.c.status == "pending", T.c.lease_until >= now]
+    if keep:
+        where.append(T.c.id.not_in(list(keep)))
+    n = s.execute(update(T).where(*where).values(lease_until=None)).rowcount
+    s.commit()
+    return n
 
 
 def retry_dead(s: Session, now: dt.datetime, ids: list[int] | None = None) -> int:

@@ -12,10 +12,11 @@ import secrets
 import socket
 import threading
 import time
-from concurrent.futures import ThreadPoolExecutor, as_completed
-from dataclasses import dataclass
+from concurrent.futures import ThreadPoolExecutor, as_completed, wait
+from dataclasses import dataclass, field
 
 from sqlalchemy import select
+from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.orm import aliased
 
 from clock import calendar as office
@@ -33,6 +34,18 @@ log = logging.getLogger(__name__)
 ESCALATION_EVERY = 1.0  # seconds between looks for complaints to escalate
 DB_DOWN_WAIT = 2.0
 GROUP, GROUP_SECONDS = 10, 0.05  # results committed together: at most this many, this long
+
+
+@dataclass
+class Owed:
+    """Results of sends the database has not recorded yet."""
+
+    sent: dict[int, str | None] = field(default_factory=dict)  # id -> forward note
+    failed: list[tuple["Job", Result, float]] = field(default_factory=list)
+    released: list[int] = field(default_factory=list)
+
+    def __len__(self) -> int:
+        return len(self.sent) + len(self.failed) + len(self.released)
 
 
 @dataclass(frozen=True)
@@ -67,15 +80,28 @@ class Dispatcher:
         self._local = threading.local()
         self._open: list[dict] = [self.channels]
         self._escalated_at = 0.0
+        self._owed = Owed()  # results sent but not yet recorded (the database was away)
+        self._doubt = False  # the last round failed: claims of ours may be orphaned
+        self._unsure: set[int] = set()  # sends that raised: left to their lease, never given back
         self.sent = self.failed = 0
 
     # ---- one round ----------------------------------------------------------------------
     def run_once(self, stop: threading.Event | None = None, due_by: dt.datetime | None = None,
                  kinds: tuple[str, ...] | None = None) -> int:
         """Escalate what is due, then claim one batch (of ``kinds``, default all; due by
-        ``due_by``, default now) and send it; how many were claimed."""
+        ``due_by``, default now) and send it; how many were claimed.
+
+        What the last round could not record (the database went away mid-batch, or switched to
+        its standby) is recorded first, and nothing is claimed until it is: a message a server
+        accepted is never left to be claimed and sent again once its lease runs out."""
         s = self.settings
+        if not self._settle():
+            raise OperationalError("recording the last round's results", None, ConnectionError("database away"))
         with self.Session() as session:
+            if self._doubt:  # the last round failed: a claim may have committed unheard
+                if n := outbox.release_orphans(session, self.worker, utcnow(), keep=self._unsure):
+                    log.warning("%d messages claimed in a round that failed go back to the queue", n)
+                self._doubt = False
             if time.monotonic() - self._escalated_at >= ESCALATION_EVERY:
                 self._escalated_at = time.monotonic()
                 after = dt.timedelta(hours=s.escalate_after_hours)
@@ -96,33 +122,79 @@ class Dispatcher:
         # hold the GIL little and the database round trips below are not starved of it
         futures = {self._pool.submit(self._send, job, message, keeper, stop): job
                    for job, message in ((job, self._render(job)) for job in jobs)}
-        sent: dict[int, str | None] = {}
-        oldest = 0.0
-        with self.engine.connect() as conn:  # Core: the ORM session costs more than the SQL here
-            for future in as_completed(futures):
-                job, (result, took) = futures[future], future.result()
-                if result is None:  # stopping, or the claim is not ours for long enough
-                    outbox.release(conn, job.id, self.worker)
-                    keeper.done(job.id)
-                elif result.outcome == SENT:
-                    log.info("%s message %d to %s: sent, try %d, %.2f s", job.channel, job.id,
-                             job.label, job.tries, took)
-                    oldest = oldest or time.monotonic()
-                    sent[job.id] = f"{job.channel} to {job.label}" if job.first else None
-                else:
-                    self._failed(conn, job, result, took)
-                    keeper.done(job.id)
-                # results are committed in small groups: fewer round trips, and a crash
-                # re-sends at most a group (the same Message-ID), never loses one
-                if len(sent) >= GROUP or (sent and time.monotonic() - oldest >= GROUP_SECONDS):
-                    self._record(conn, sent, keeper)
-                    sent, oldest = {}, 0.0
-            self._record(conn, sent, keeper)
+        seen: set = set()
+        try:
+            self._collect(futures, keeper, seen)
+        finally:  # no send outlives its round, and none's result is dropped, even in a round that failed
+            wait(futures)
+            for future in set(futures) - seen:
+                self._owe(futures[future], future)
 
-    def _record(self, conn, sent: dict[int, str | None], keeper: lease.Keeper) -> None:
-        self.sent += len(outbox.mark_sent(conn, sent, self.worker, utcnow()))
-        for mid in sent:
-            keeper.done(mid)
+    def _collect(self, futures: dict, keeper: lease.Keeper, seen: set) -> None:
+        owed, oldest, recording = self._owed, 0.0, True
+        # every send is waited for, whatever the database does meanwhile: a result not yet
+        # recorded stays owed (in memory) and goes in before the next claim
+        for future in as_completed(futures):
+            seen.add(future)
+            if self._owe(futures[future], future) == SENT:
+                oldest = oldest or time.monotonic()
+            # results are committed in small groups: fewer round trips, and a crash
+            # re-sends at most a group (the same Message-ID), never loses one
+            if recording and (len(owed.sent) >= GROUP or owed.failed or owed.released
+                              or (owed.sent and time.monotonic() - oldest >= GROUP_SECONDS)):
+                recording = self._settle(keeper)
+                oldest = 0.0
+        if recording:
+            self._settle(keeper)
+
+    def _owe(self, job: Job, future) -> str | None:
+        """Note one send's result for recording; its outcome."""
+        try:
+            result, took = future.result()
+        except Exception:  # a channel that raised: whether it sent is unknown, its claim lapses
+            log.exception("%s message %d: the send failed unexpectedly; its claim runs out", job.channel, job.id)
+            self._unsure.add(job.id)
+            return None
+        if result is None:  # stopping, or the claim is not ours for long enough
+            self._owed.released.append(job.id)
+            return None
+        if result.outcome == SENT:
+            log.info("%s message %d to %s: sent, try %d, %.2f s", job.channel, job.id,
+                     job.label, job.tries, took)
+            self._owed.sent[job.id] = f"{job.channel} to {job.label}" if job.first else None
+        else:
+            self._owed.failed.append((job, result, took))
+        return result.outcome
+
+    def _settle(self, keeper: lease.Keeper | None = None) -> bool:
+        """Record what is owed, each item dropped once committed; False if the database is away
+        (the rest stays owed). Each write is fenced on ``claimed_by`` and safe to repeat."""
+        owed = self._owed
+        if not owed:
+            return True
+        try:
+            with self.engine.connect() as conn:  # Core: the ORM session costs more than the SQL here
+                while owed.released:
+                    outbox.release(conn, owed.released[0], self.worker)
+                    self._done(keeper, owed.released.pop(0))
+                while owed.failed:
+                    self._failed(conn, *owed.failed[0])
+                    self._done(keeper, owed.failed.pop(0)[0].id)
+                if owed.sent:
+                    self.sent += len(outbox.mark_sent(conn, owed.sent, self.worker, utcnow()))
+                    for mid in owed.sent:
+                        self._done(keeper, mid)
+                    owed.sent = {}
+        except DBAPIError as e:
+            log.warning("recording %d results failed (%s); kept until the database is back",
+                        len(owed), type(e).__name__)
+            return False
+        return True
+
+    @staticmethod
+    def _done(keeper: lease.Keeper | None, msg_id: int) -> None:
+        if keeper is not None:
+            keeper.done(msg_id)
 
     def _failed(self, conn, job: Job, result: Result, took: float) -> None:
         s = self.settings
@@ -222,7 +294,8 @@ class Dispatcher:
         while not stop.is_set():
             try:
                 n = self.run_once(stop)
-            except Exception as e:  # the database is down or restarting: wait, never die
+            except Exception as e:  # the database is down, restarting or failing over: wait, never die
+                self._doubt = True
                 log.error("dispatcher round failed (%s: %s); retrying", type(e).__name__,
                           str(e).splitlines()[0][:200] if str(e) else "")
                 stop.wait(DB_DOWN_WAIT)
@@ -234,6 +307,9 @@ class Dispatcher:
 
     def close(self) -> None:
         self._pool.shutdown(wait=True)
+        if not self._settle():  # the database is still away: these may be sent again later
+            log.error("dispatcher stopping with %d results unrecorded: their messages may be "
+                      "sent again once their claims run out (the same Message-ID)", len(self._owed))
         for channels in self._open:
             for channel in channels.values():
                 channel.close()

@@ -15,6 +15,7 @@ from urllib.parse import urlsplit
 
 import jinja2
 from sqlalchemy import select
+from sqlalchemy.exc import DBAPIError, OperationalError
 from werkzeug.exceptions import HTTPException, NotFound
 from werkzeug.routing import Map, Rule
 from werkzeug.utils import redirect
@@ -42,7 +43,8 @@ HEADERS = {
     "X-Frame-Options": "DENY",
 }
 STATUS = {"reassigned": 200, "tampered": 403, "expired": 410, "not_found": 404, "not_yours": 403, "forbidden": 403,
-          "missing": 404, "error": 500}
+          "missing": 404, "error": 500, "unavailable": 503}
+RETRY_AFTER = "30"  # seconds: a failover takes about that long
 
 
 def _origin(url: str) -> str:
@@ -56,6 +58,11 @@ def _origin(url: str) -> str:
     host = parts.hostname or ""
     host = f"[{host}]" if ":" in host else host
     return f"{parts.scheme}://{host}" + (f":{port}" if port and port != default else "")
+
+
+def _unavailable(e: DBAPIError) -> bool:
+    """The database cannot be reached, or the server reached is not the primary (any more)."""
+    return isinstance(e, OperationalError) or e.connection_invalidated
 
 
 def _env() -> jinja2.Environment:
@@ -94,7 +101,14 @@ class UnitsPage:
             response = self.message("missing")
         except HTTPException as e:  # a wrong method, a body too large
             response = self.message("forbidden", e.code or 400)
-        except Exception as e:  # the database is away, a bug: a calm page, the cause in the log
+        except DBAPIError as e:
+            # the database is away or switching to its standby: the pool has been emptied (db/engine.py)
+            # and the next request connects afresh, to the new primary
+            log.error("units' page failed: %s: %s", type(e).__name__, str(e).splitlines()[0][:200] if str(e) else "")
+            response = self.message("unavailable" if _unavailable(e) else "error")
+            if response.status_code == 503:
+                response.headers["Retry-After"] = RETRY_AFTER
+        except Exception as e:  # a bug: a calm page, the cause in the log
             log.error("units' page failed: %s: %s", type(e).__name__, str(e).splitlines()[0][:200] if str(e) else "")
             response = self.message("error")
         response.headers.update(HEADERS)

@@ -23,7 +23,7 @@ def guard(fn):
     """Turn a database that is down or not upgraded into a clear message and exit code 1."""
     from functools import wraps
 
-    from sqlalchemy.exc import OperationalError, ProgrammingError
+    from sqlalchemy.exc import DBAPIError, OperationalError, ProgrammingError
 
     @wraps(fn)
     def wrapper(*a, **kw):
@@ -31,7 +31,13 @@ def guard(fn):
             return fn(*a, **kw)
         except (OperationalError, ProgrammingError) as e:
             fail(f"database error ({type(e.orig).__name__}): is it running, and was "
-                 f"`favad db upgrade` run?")
+                 f"`favad db upgrade` run? (during a failover, run it again in a minute)")
+        except DBAPIError as e:
+            if not e.connection_invalidated:  # not "the server is not the primary": a bug
+                raise
+            fail(f"database error ({type(e.orig).__name__}): the server reached does not take "
+                 f"writes (a standby, or a failover under way); run it again in a minute, and "
+                 f"check that database_url has target_session_attrs=read-write")
     return wrapper
 
 

@@ -15,6 +15,7 @@ import urllib.request
 from collections import Counter
 
 import pytest
+from click.testing import CliRunner
 from sqlalchemy import func, select
 
 from clock import utcnow
@@ -204,6 +205,7 @@ def test_a_write_that_reaches_a_standby_is_journaled_and_the_next_goes_to_the_pr
     connects to it and its writes are refused (SQLSTATE 25006); the complaint is journaled,
     the pool emptied, and the doctor says why. With the attribute, the same list reaches the
     primary."""
+    from cli import main
     from service.doctor import _database
 
     old, new = cluster.primary, cluster.standby
@@ -214,6 +216,10 @@ def test_a_write_that_reaches_a_standby_is_journaled_and_the_next_goes_to_the_pr
     assert any("target_session_attrs" in w for w in dburl.advice(careless.database_url))
     ok, found, fix = _database(careless)
     assert not ok and "a standby" in found and "target_session_attrs" in fix
+    env = {"FAVAD_DATABASE_URL": careless.database_url, "FAVAD_DATA_DIR": careless.data_dir,
+           "FAVAD_CALLER_HASH_KEY": "k", "FAVAD_CONFIG": ""}
+    r = CliRunner().invoke(main, ["report", "send"], env=env)  # claims report cards: a write
+    assert r.exit_code == 1 and "does not take writes" in r.output and "Traceback" not in r.output, r.output
     backend = Backend(careless)
     try:
         filed = file(backend)

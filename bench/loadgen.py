@@ -156,6 +156,9 @@ async def one_classic_call(argv, n, playback, stats: Stats, timeout=120.0) -> No
 
 
 SUBMIT_STEP = "GET DATA favad/submit-or-restart"  # the turnaround after the caller presses submit
+# the turnaround after the prompt played while the complaint is written: what is left of the
+# write to wait for before the code is read (nothing, when it was durable within the prompt)
+DURABLE_STEP = "STREAM FILE favad/filed-wait"
 LAG_EVERY = 0.02  # seconds between two looks at this generator's own loop
 
 
@@ -234,12 +237,14 @@ def summary(parts: list[Stats], elapsed: float, concurrency: int, generators: li
         for k, n in s.errors.items():
             errors[k] = errors.get(k, 0) + n
     submit = by_step.get(SUBMIT_STEP, (None, None))
+    durable = by_step.get(DURABLE_STEP, (None, None))
     return {"concurrency": concurrency, "elapsed_s": round(elapsed, 2), "commands": commands,
             "commands_per_s": round(commands / elapsed, 1), "completed": completed,
             "calls_per_s": round(completed / elapsed, 2), "failed": sum(s.failed for s in parts),
             "errors": errors, "p50_ms": _pct(t, 0.50), "p99_ms": _pct(t, 0.99),
             "max_ms": round(t[-1] * 1000, 3) if t else None,
             "submit_p50_ms": submit[0], "submit_p99_ms": submit[1],
+            "durable_p50_ms": durable[0], "durable_p99_ms": durable[1],
             # [step, p50 ms, p99 ms] of the five steps with the highest p99
             "slowest_steps": sorted(([k, p50, p99] for k, (p50, p99) in by_step.items()),
                                     key=lambda kv: -kv[2])[:5],

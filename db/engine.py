@@ -11,7 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from sqlalchemy import create_engine, event
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.orm import sessionmaker
 
 from config.dburl import normalise
@@ -20,6 +20,14 @@ from config.dburl import normalise
 # 25006 read_only_sql_transaction (a standby, or a primary demoted under us), 57P01
 # admin_shutdown, 57P02 crash_shutdown, 57P03 cannot_connect_now (starting, or in recovery)
 SWITCHED = frozenset({"25006", "57P01", "57P02", "57P03"})
+# libpq settings. Fail fast when a server is away: the IVR then journals instead of keeping a
+# caller waiting (the connect timeout applies to each host of a multi-host list in turn). A
+# primary whose machine vanished sends no reset: without a bound, a pooled connection's next
+# statement (the pre-ping itself) would wait out TCP's retransmissions, about 15 minutes, and
+# every write queued behind it. Unacknowledged data gives up after 10 s, a silent idle one after
+# about 20 s (keepalives).
+PG_DEFAULTS = {"connect_timeout": 3, "tcp_user_timeout": 10_000, "keepalives": 1,
+               "keepalives_idle": 10, "keepalives_interval": 3, "keepalives_count": 3}
 
 
 def make_engine(url: str, **kw) -> Engine:
@@ -41,9 +49,10 @@ def make_engine(url: str, **kw) -> Engine:
     url = normalise(url)  # a multi-host list in the spelling SQLAlchemy reads
     if url.startswith("postgresql://"):
         url = "postgresql+psycopg://" + url[len("postgresql://"):]
-    # fail fast when the server is away: the IVR then journals instead of keeping a caller
-    # waiting (libpq applies the timeout to each host of a multi-host list in turn)
-    engine = create_engine(url, pool_pre_ping=True, connect_args={"connect_timeout": 3}, **kw)
+    # what the URL sets itself wins over these defaults
+    given = set(make_url(url).query)
+    engine = create_engine(url, pool_pre_ping=True,
+                           connect_args={k: v for k, v in PG_DEFAULTS.items() if k not in given}, **kw)
     event.listen(engine, "handle_error", _switched)
     return engine
 

@@ -143,8 +143,9 @@ class _QuickStart:
             self.menu = load_menu(settings.menu_file or None, set(self.directory.indicators))
         except MenuError as e:
             raise CannotStart(str(e)) from None
-        try:
+        try:  # the keys the Backend will read: a folder it cannot use fails now, not mid-call
             self.keyring = settings.keyring()
+            self.keyring.tracking_key()
         except OSError as e:
             raise CannotStart(f"cannot use {e.filename or 'the keys'}: {e.strerror or type(e).__name__} "
                               f"(run as the user that owns favad's files?)") from None
@@ -184,13 +185,14 @@ class _Later:
         try:
             self._backend = self._open()
         except BaseException as e:  # told to the call at its first effect
+            log.error("classic AGI: the backend did not open: %s", e if isinstance(e, CannotStart)
+                      else type(e).__name__)
             self._error = e
 
     def _ready(self):
         self.begin()
         self._thread.join()
         if self._error is not None:
-            log.error("classic AGI: the backend did not open (%s)", self._error)
             raise CannotStart(str(self._error))
         return self._backend
 

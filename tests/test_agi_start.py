@@ -201,3 +201,14 @@ def test_reference_seeded_from_a_snapshot_loads_from_the_database_at_its_first_u
     with backend.Session() as s:
         assert ref.ids(s)[("province", "28")]  # loaded there and then
     assert not ref.stale()
+
+
+def test_a_backend_that_cannot_open_mid_call_hands_the_caller_to_the_apology_without_a_code(backend, tmp_path):
+    calendar = tmp_path / "calendar.toml"  # read by the Backend alone, after the first prompt
+    calendar.write_text("this is = = not toml")
+    result = classic_call(backend.settings, Caller(FILE_ONE), env={"FAVAD_OFFICE_CALENDAR": str(calendar)})
+    assert result.commands[0] == "ANSWER"
+    assert result.commands[-1] == 'SET VARIABLE FAVAD_NEXT "unavailable"'
+    assert result.commands[-2].startswith('VERBOSE "favad-agi: the call ended on an error')
+    assert "favad/filed-code-is" not in result.played and complaints(backend) == []
+    assert b"Traceback" not in result.stderr and b"the backend did not open" in result.stderr

@@ -136,3 +136,22 @@ def test_tries_never_pass_max_tries_when_the_last_try_never_reports(slow):
     rows = _rows(engine)
     assert {(r.status, r.tries) for r in rows} == {("dead", 2)}
     assert all("outcome is unknown" in r.last_error for r in rows)
+
+
+def test_a_claim_whose_commit_went_unheard_is_sent_at_the_next_round_not_after_its_lease(slow):
+    """A failover can eat the answer to a claim's commit: the rows are the dispatcher's, for a
+    whole lease, but it never learnt which. The round after a failed one gives them back."""
+    settings, engine, smtp, _ = slow
+    settings = dataclasses.replace(settings, dispatch_lease=300)
+    _file(engine, 2)
+    dispatcher = Dispatcher(settings, engine=engine, worker="w1")
+    try:
+        with make_sessionmaker(engine)() as s:  # committed; the answer never reached w1
+            assert len(outbox.claim(s, "w1", utcnow(), lease=300, limit=10)) == 4
+        assert dispatcher.run_once() == 0  # without doubt: they are someone's, for 300 s
+        dispatcher._doubt = True  # what a failed round leaves (Dispatcher.run)
+        assert dispatcher.run_once() == 4
+    finally:
+        dispatcher.close()
+    assert len(smtp.wait_for(2)) == 2
+    assert {(r.status, r.tries) for r in _rows(engine)} == {("sent", 2)}

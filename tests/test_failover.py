@@ -17,6 +17,7 @@ from collections import Counter
 import pytest
 from click.testing import CliRunner
 from sqlalchemy import func, select
+from sqlalchemy.exc import DBAPIError, OperationalError
 
 from clock import utcnow
 from common import links
@@ -200,7 +201,16 @@ def test_the_units_page_says_503_during_the_switch_and_works_after_it_without_a_
     assert story.pages == {"before": 200, "during": 503, "after": 200}
 
 
-def test_a_write_that_reaches_a_standby_is_journaled_and_the_next_goes_to_the_primary(story, cluster, tmp_path):
+@pytest.fixture(scope="module")
+def rejoined(story, cluster):
+    """After the story: the old primary back as a standby of the new one."""
+    old, new = cluster.primary, cluster.standby
+    old.rejoin(new)
+    assert old.in_recovery()
+    return old, new
+
+
+def test_a_write_that_reaches_a_standby_is_journaled_and_the_next_goes_to_the_primary(rejoined, cluster, tmp_path):
     """The old primary back as a standby, listed first: without target_session_attrs favad
     connects to it and its writes are refused (SQLSTATE 25006); the complaint is journaled,
     the pool emptied, and the doctor says why. With the attribute, the same list reaches the
@@ -208,9 +218,7 @@ def test_a_write_that_reaches_a_standby_is_journaled_and_the_next_goes_to_the_pr
     from cli import main
     from service.doctor import _database
 
-    old, new = cluster.primary, cluster.standby
-    old.rejoin(new)
-    assert old.in_recovery()
+    old, new = rejoined
     (tmp_path / "rec").mkdir()
     careless = _settings(tmp_path, cluster.url(old, new))
     assert any("target_session_attrs" in w for w in dburl.advice(careless.database_url))
@@ -243,3 +251,29 @@ def test_a_write_that_reaches_a_standby_is_journaled_and_the_next_goes_to_the_pr
             assert s.scalar(select(func.count()).select_from(Complaint)) == 13 + 2
     finally:
         engine.dispose()
+
+
+def test_an_open_connection_to_a_server_that_stops_taking_writes_is_dropped_not_reused(rejoined, cluster):
+    """A primary turned read-only under open connections (as a demotion without a restart
+    would): the refusal (25006) empties the pool, and the next attempt asks libpq again,
+    which finds no host that takes writes instead of reusing the read-only connection."""
+    old, new = rejoined
+    engine = make_engine(cluster.url(new, old, target_session_attrs="read-write"))
+    readonly = "ALTER SYSTEM SET default_transaction_read_only = on"
+    try:
+        with engine.begin() as conn:  # pooled, on the primary
+            conn.exec_driver_sql("CREATE TABLE IF NOT EXISTS probe (x int)")
+        new.sql(readonly, dbname="postgres")
+        new.sql("SELECT pg_reload_conf()", dbname="postgres")
+        with pytest.raises(DBAPIError) as refused:
+            with engine.begin() as conn:
+                conn.exec_driver_sql("INSERT INTO probe VALUES (1)")
+        assert refused.value.orig.sqlstate == "25006" and refused.value.connection_invalidated
+        with pytest.raises(OperationalError, match="read-only"):  # reused, it would have answered
+            engine.connect()
+    finally:
+        new.sql("ALTER SYSTEM RESET default_transaction_read_only", dbname="postgres")
+        new.sql("SELECT pg_reload_conf()", dbname="postgres")
+    with engine.begin() as conn:
+        conn.exec_driver_sql("INSERT INTO probe VALUES (1)")
+    engine.dispose()

@@ -1,7 +1,7 @@
 """The 128 benchmarks in one command: the IVR table (every figure from the same run), then the report table.
 
-    .venv/bin/python -m bench.run                  # everything (about 35 minutes)
-    .venv/bin/python -m bench.run --skip-reports   # the IVR only (about 20 minutes)
+    .venv/bin/python -m bench.run                  # everything (about 30 minutes)
+    .venv/bin/python -m bench.run --skip-reports   # the IVR only (about 15 minutes)
     .venv/bin/python -m bench.run --quick          # smaller loads, for a smoke test
     .venv/bin/python -m bench.run --from-json bench/results/latest.json   # the tables again
 

@@ -23,6 +23,17 @@ def test_every_filing_caller_hears_a_code_of_their_own_and_each_is_stored_once(w
     assert len(new_complaints(wave)) == len(FILED)
 
 
+def test_the_wait_prompt_plays_between_submitting_and_the_code(wave):
+    """Issue 17: the complaint is written while a prompt that promises nothing plays."""
+    for name in FILED:
+        played = wave.calls[name].played
+        at = played.index("favad/filed-wait")  # after the summary (a key typed during it submits)
+        assert "favad/summary" in played[:at] and played[at + 1] == "favad/filed-code-is", (name, played)
+        assert not [p for p in played[:at] if p == "favad/filed-code-is"], (name, played)
+    replies = [x.reply for x in wave.calls["office"].exchanges if x.command.startswith("STREAM FILE favad/filed-wait")]
+    assert len(replies) == 1 and re.fullmatch(r"200 result=0 endpos=[1-9]\d*", replies[0]), replies  # heard in full
+
+
 def test_fifty_concurrent_callers_all_file(wave):
     load = [c for name, c in wave.calls.items() if name.startswith("load-")]
     assert len(load) == LOAD_CALLS

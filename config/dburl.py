@@ -30,7 +30,7 @@ def normalise(url: str) -> str:
     scheme, sep, rest = url.partition("://")
     authority, slash, tail = rest.partition("/")
     creds, at, hostlist = authority.rpartition("@")
-    path, qmark, query = tail.partition("?")
+    path, _, query = tail.partition("?")
     pairs = parse_qsl(query, keep_blank_values=True)
     moved: list[tuple[str, str]] = []
     if "," in hostlist:
@@ -129,8 +129,3 @@ def problems(url: str) -> list[str]:
         return [str(e)]
     return []
 
-
-def where(url: str) -> str:
-    """The servers as ``h1:p1, h2:p2`` for messages: never the user or the password."""
-    named = hosts(url) if is_postgres(url) else []
-    return ", ".join(f"{h}:{p}" if p else h for h, p in named) or "the local socket"

@@ -48,7 +48,7 @@ def test_a_host_list_without_target_session_attrs_is_a_warning_on_load_and_in_do
                              "FAVAD_CALLER_HASH_KEY": "k"})
     assert any("target_session_attrs=read-write" in w for w in settings.warnings)
     assert settings.db_url == "postgresql://favad@/favad?host=db1,db2"
-    assert dburl.where(settings.db_url) == "db1, db2"
+    assert dburl.hosts(settings.db_url) == [("db1", None), ("db2", None)]
     quiet = load(environ={"FAVAD_DATABASE_URL": "postgresql://favad@db1,db2/favad?target_session_attrs=primary",
                           "FAVAD_CALLER_HASH_KEY": "k"})
     assert not any("target_session_attrs" in w for w in quiet.warnings)

@@ -97,7 +97,7 @@ class Call:
 
     def settled(self, filed: Filed) -> list[Action]:
         """After a hangup during the write: the actions left once it settled (see ``hangup``)."""
-        actions = list(_drain(self._settle(filed)))
+        actions = _drain(self._settle(filed))
         self.finished = False  # the Finish that ``hangup`` gave was provisional
         return actions + self._closing()
 

@@ -126,7 +126,11 @@ class Backend:
             ctx.filing = self._filer.submit(self._file, action, ctx)
             return Filing()
         if isinstance(action, AwaitFiled):
-            return ctx.filing.result()
+            try:
+                return ctx.filing.result()
+            except Exception:  # a bug on the way to the database: the caller hears the apology
+                log.exception("filing a complaint failed")
+                return Filed(None)
         if isinstance(action, LookupStatus):
             if not self.ledger.allows("guesses", ctx.caller_hash, ctx.day):
                 return StatusFound("limited")
@@ -187,7 +191,13 @@ class Backend:
             return Filing()
         if isinstance(action, AwaitFiled):
             # shielded: a server that stops cancels the call's task, never the complaint's write
-            return await asyncio.shield(ctx.filing)
+            try:
+                return await asyncio.shield(ctx.filing)
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # a bug on the way to the database: the caller hears the apology
+                log.exception("filing a complaint failed")
+                return Filed(None)
         if isinstance(action, Finish):
             return self.perform(action, ctx)
         return await asyncio.get_running_loop().run_in_executor(executor, self.perform, action, ctx)

@@ -337,14 +337,12 @@ class Call:
 
     def _settle(self, filed: Filed) -> Flow:
         """What a settled write means for the call: its outcome, and the recording of a
-        complaint that was refused (nothing will keep it). Returns ``filed``."""
+        complaint that was refused or could not be filed (nothing will keep it). Returns ``filed``."""
         draft, self._filing = self._filing, None
-        if filed.refused:
-            self._note("refused")
-            if draft is not None and draft.recording:
+        if filed.tracking_code is None:
+            self._note("refused" if filed.refused else "system_error")
+            if draft is not None and draft.recording:  # nothing stored or journaled refers to it
                 yield Discard(draft.recording)
-        elif filed.tracking_code is None:
-            self._note("system_error")
         else:
             self._note("complaint_filed")
         return filed

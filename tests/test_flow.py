@@ -497,9 +497,10 @@ def test_a_hangup_during_the_write_waits_for_it_and_keeps_the_recording():
     assert call.settled(Filed(CODE)) == [Finish("complaint_filed", "28", language="fa")]
 
 
-def test_a_hangup_during_a_write_that_failed_is_a_system_error():
+def test_a_hangup_during_a_write_that_failed_is_a_system_error_and_discards_the_recording():
+    # neither stored nor journaled: nothing will ever refer to the caller's voice
     call, _ = wait_prompt_call(None)
-    assert call.settled(Filed(None)) == [Finish("system_error", "28", language="fa")]
+    assert call.settled(Filed(None)) == [Discard("/rec/rec0.wav"), Finish("system_error", "28", language="fa")]
 
 
 def test_a_hangup_during_a_refused_write_discards_the_recording():

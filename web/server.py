@@ -67,10 +67,15 @@ class WebServer:
     def stop(self, timeout: float = 5.0) -> None:
         """Close the sockets from inside the server's own loop (closing them from this thread
         would pull them from under its select), let it end, then finish the requests."""
+        pulled = False
         if self.thread.is_alive():
-            self.server.trigger.pull_trigger(lambda: wasyncore.close_all(self.server._map))
+            try:
+                self.server.trigger.pull_trigger(lambda: wasyncore.close_all(self.server._map))
+                pulled = True
+            except OSError:  # the loop already closed its trigger on its way out
+                pass
             self.thread.join(timeout)
-        else:
+        if not pulled:
             wasyncore.close_all(self.server._map)
         self.server.task_dispatcher.shutdown(timeout=timeout)
         self.app.engine.dispose()

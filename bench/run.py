@@ -145,6 +145,16 @@ def favad_env(url: str, workdir: Path, port: int) -> dict:
             "FAVAD_MAX_CONNECTIONS": str(MAX_CONNECTIONS)}
 
 
+ARRIVALS = 200  # callers a second while a realistic load starts, at every level
+
+
+def ramp(concurrency: int, duration: float) -> float:
+    """Seconds over which a realistic load's callers start: at ARRIVALS a second (2,000 calls
+    over 10 s, 5,000 over 25 s), not all within the same 10 s whatever their number; at most
+    half the load's duration. A quick run's loads start as fast as 200 a second allows."""
+    return min(concurrency / ARRIVALS, duration / 2)
+
+
 MAX_CONNECTIONS = 6000  # room for the 5,000-call load (the default, 4,000, is one Asterisk box's worth)
 GENERATORS = 2  # load generator processes (bench/loadgen.py --processes)
 
@@ -189,7 +199,7 @@ def run(quick: bool, generators: int = GENERATORS) -> dict:
                         for n in realistic_levels:
                             console.print(f"realistic load, {n} concurrent calls ({realistic_s} s)...")
                             with Sampler(srv.pid) as sample:
-                                r = load(port, n, realistic_s, playback=(1, 3), ramp=min(10, realistic_s / 3),
+                                r = load(port, n, realistic_s, playback=(1, 3), ramp=ramp(n, realistic_s),
                                          processes=gen)
                             r.update(rss_mb=round(sample.rss_peak / 2**20, 1),
                                      cpu_pct=round(100 * sample.cpu_share, 1))
@@ -214,7 +224,7 @@ def run(quick: bool, generators: int = GENERATORS) -> dict:
             n = realistic_levels[0]
             console.print(f"floor (bare panoramisk), realistic load, {n} concurrent calls ({realistic_s} s)...")
             results[f"floor_realistic_{n}"] = load(port, n, realistic_s, playback=(1, 3),
-                                                   ramp=min(10, realistic_s / 3), processes=gen)
+                                                   ramp=ramp(n, realistic_s), processes=gen)
             for n in saturation_levels:
                 console.print(f"floor (bare panoramisk), {n} concurrent calls...")
                 results[f"floor_{n}"] = load(port, n, saturation_s, processes=gen)

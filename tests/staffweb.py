@@ -146,6 +146,18 @@ def shown(driver, element_id: str, timeout: float = 10):
     return WebDriverWait(driver, timeout).until(ec.visibility_of_element_located((By.ID, element_id)))
 
 
+def submit(driver, element_id: str, timeout: float = 10) -> None:
+    """Click a form's button and wait until the page it posts to has replaced this one: an
+    element looked up right after the click could still be the old page's (a flash, a form)."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support import expected_conditions as ec
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    old = driver.find_element(By.TAG_NAME, "html")
+    driver.find_element(By.ID, element_id).click()
+    WebDriverWait(driver, timeout).until(ec.staleness_of(old))
+
+
 def login(driver, base_url: str, name: str, password: str, secret: str, *, step: int = 0, clock=None) -> None:
     """Log in through the login form; returns once the next page (not the login form) is shown."""
     from selenium.webdriver.common.by import By

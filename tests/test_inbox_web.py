@@ -22,7 +22,7 @@ from db.models import Complaint, ComplaintEvent
 from dispatch.models import InspectionUnit
 from dispatch.units import load_demo_units
 from ivr.events import ComplaintDraft
-from tests.staffweb import Clock, Http, chromium, login, shown, start_server  # noqa: F401  (chromium: a fixture)
+from tests.staffweb import Clock, Http, chromium, login, shown, start_server, submit  # noqa: F401  (chromium: a fixture)
 
 SQLITE_ONLY = pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
 TRACKING_KEY = b"inbox-test-tracking-key"
@@ -122,12 +122,12 @@ def _act_on_first(driver, site: Site) -> Filed:
     assert shown(driver, "case").text == late.case_number
     assert [li.text for li in driver.find_elements(By.CSS_SELECTOR, "#history li")][0].startswith("ثبت شکایت")
     _no_caller_secrets(driver.page_source, site)
-    driver.find_element(By.ID, "ack").click()
+    submit(driver, "ack")
     assert "در حال رسیدگی است" in shown(driver, "flash").text
     assert driver.find_element(By.ID, "status").get_attribute("data-status") == "under_review"
     driver.find_element(By.CSS_SELECTOR, 'input[name="outcome"][value="written_warning"]').click()
     driver.find_element(By.ID, "note").send_keys("تذکر کتبی داده شد")
-    driver.find_element(By.ID, "resolve").click()
+    submit(driver, "resolve")
     assert "شکایت بسته شد" in shown(driver, "flash").text
     assert shown(driver, "closed") and not driver.find_elements(By.ID, "resolve-form")
     return late

@@ -17,7 +17,7 @@ from accountability.staff import StaffAudit
 from db.models import Complaint, ComplaintEvent
 from dispatch.models import ComplaintRoute, Document, InspectionUnit, OutboxMessage
 from tests.livedata import seed
-from tests.staffweb import chromium, login, shown, staff  # noqa: F401  (fixtures)
+from tests.staffweb import chromium, login, shown, staff, submit  # noqa: F401  (fixtures)
 
 PG_ONLY = pytest.mark.parametrize("db_url", ["postgres"], indirect=True)
 _LATIN = str.maketrans("۰۱۲۳۴۵۶۷۸۹", "0123456789")
@@ -144,15 +144,15 @@ def test_a_supervisor_reassigns_escalates_and_closes_from_the_page_in_chromium(s
     chromium.get(f"{staff.base}/staff/complaints/{case}")
     Select(shown(chromium, "reassign-to")).select_by_value("hq-101")
     chromium.find_element(By.ID, "reassign-reason").send_keys("مربوط به تأمین اجتماعی است")
-    chromium.find_element(By.ID, "reassign").click()
+    submit(chromium, "reassign")
     assert "ارجاع شد" in shown(chromium, "done").text
     assert shown(chromium, "unit").get_attribute("data-unit") == "hq-101"
     chromium.find_element(By.ID, "escalate-reason").send_keys("بی‌پاسخ مانده")
-    chromium.find_element(By.ID, "escalate").click()
+    submit(chromium, "escalate")
     shown(chromium, "done")
     Select(shown(chromium, "resolve-outcome")).select_by_value("manager_dismissed")
     chromium.find_element(By.ID, "resolve-note").send_keys("مدیر جابه‌جا شد")
-    chromium.find_element(By.ID, "resolve").click()
+    submit(chromium, "resolve")
     shown(chromium, "closed")
     assert shown(chromium, "status").get_attribute("data-status") == "resolved"
     kinds = [e.get_attribute("data-kind") for e in chromium.find_elements(By.CSS_SELECTOR, "#timeline li")]

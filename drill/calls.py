@@ -11,20 +11,8 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
-from pbxsim.caller import Caller
+from pbxsim.caller import FILE_ONE, Caller, heard_code
 from pbxsim.fastagi import run_call
-
-# new complaint, office 280101 confirmed, an indicator, no voice message, submit, hang up
-FILE_ONE = "1 280101# 1 4 2 1 -"
-
-
-def heard_code(played: list[str]) -> str | None:
-    """The ten digits the caller heard after "your tracking code is", if the call got there."""
-    if "favad/filed-code-is" not in played:
-        return None
-    i = played.index("favad/filed-code-is")
-    digits = [p[-1] for p in played[i + 1:i + 11] if p.startswith("favad/digits/")]
-    return "".join(digits) if len(digits) == 10 else None
 
 
 @dataclass

@@ -28,6 +28,18 @@ from __future__ import annotations
 
 from typing import Callable
 
+# new complaint, office 280101 confirmed, an indicator, no voice message, submit, hang up
+FILE_ONE = "1 280101# 1 4 2 1 -"
+
+
+def heard_code(played: list[str]) -> str | None:
+    """The ten digits the caller heard after "your tracking code is", if the call got there."""
+    if "favad/filed-code-is" not in played:
+        return None
+    i = played.index("favad/filed-code-is")
+    digits = [p[-1] for p in played[i + 1:i + 11] if p.startswith("favad/digits/")]
+    return "".join(digits) if len(digits) == 10 else None
+
 KEYS = frozenset("0123456789*#ABCD")  # DTMF, A-D included as SendDTMF() sends them
 PAUSE = "-"
 HANGUP = None  # returned by the input methods when the caller hangs up instead

@@ -11,19 +11,9 @@ from sqlalchemy import func, select
 
 from db.models import Complaint, ComplaintEvent
 from dispatch.models import ComplaintRoute
-from pbxsim.caller import Caller
+from pbxsim.caller import FILE_ONE, Caller, heard_code  # noqa: F401  (others import them from here)
 from pbxsim.fastagi import run_call
 from test_serve import free_port, server_env, wait_listening
-
-FILE_ONE = "1 280101# 1 4 2 1 -"
-
-
-def heard_code(played: list[str]) -> str | None:
-    if "favad/filed-code-is" not in played:
-        return None
-    i = played.index("favad/filed-code-is")
-    digits = [p[-1] for p in played[i + 1:i + 11] if p.startswith("favad/digits/")]
-    return "".join(digits) if len(digits) == 10 else None
 
 
 async def calls(port, sounds, n, heard_so_far=None):

@@ -23,11 +23,10 @@ from dispatch.units import load_demo_units
 from ivr.events import ComplaintDraft
 from common import links
 from web.app import UnitsPage
+from tests.staffweb import chromium  # noqa: F401  (a fixture: the browser below)
 
 SQLITE_ONLY = pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
 KEY, OLD_KEY = "k2-" + "a" * 40, "k1-" + "b" * 40
-CHROMIUM_FLAGS = ("--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                  "--disable-component-update", "--disable-sync", "--no-first-run")
 
 
 def utcnow():
@@ -255,19 +254,8 @@ def test_the_email_and_the_sms_carry_the_units_link_whole(desk):
 
 # ---- a real browser ---------------------------------------------------------------------------
 @pytest.fixture
-def browser():
-    from selenium import webdriver
-    from selenium.webdriver.chrome.options import Options
-    from selenium.webdriver.chrome.service import Service
-
-    options = Options()
-    options.binary_location = "/usr/bin/chromium"
-    for flag in CHROMIUM_FLAGS + ("--window-size=412,1400", "--lang=fa"):
-        options.add_argument(flag)
-    driver = webdriver.Chrome(service=Service("/usr/bin/chromedriver"), options=options)
-    driver.set_page_load_timeout(20)
-    yield driver
-    driver.quit()
+def browser(chromium):
+    return chromium
 
 
 def _shown(browser, element_id: str):

@@ -9,7 +9,6 @@ import os
 import secrets
 import sys
 import threading
-import tomllib
 from pathlib import Path
 
 import pytest
@@ -19,7 +18,6 @@ from config import Settings
 from db.engine import make_engine, make_sessionmaker
 from migrations.run import upgrade
 from db.store import load_demo
-from ivr.catalog import static_catalog
 
 PG_URL = os.environ.get("FAVAD_TEST_PG_URL", "postgresql://postgres@127.0.0.1:5432/test")
 ROOT = Path(__file__).resolve().parent.parent
@@ -30,19 +28,10 @@ CALLER_NAME = "Test"
 @pytest.fixture(scope="session")
 def sounds_dir(tmp_path_factory) -> str:
     """Real WAV prompts for every id a call can play, built by the project's own builder."""
-    from ivr.catalog import offers, spoken, with_catalog
-    from prompts.build import build
+    from drill.fleet import build_sounds
 
-    texts = static_catalog()
-    demo = tomllib.loads((ROOT / "db/demo.toml").read_text(encoding="utf-8"))
-    ref = tomllib.loads((ROOT / "db/reference.toml").read_text(encoding="utf-8"))
-    texts.update({f"agency-{a['code']}": a["name_fa"] for a in demo["agency"]})
-    texts.update({f"indicator-{i['code']}": i["name_fa"] for i in ref["indicator"]})
-    texts.update({pid: e.text for pid, e in offers().items()})
     path = tmp_path_factory.mktemp("sounds")
-    for language in with_catalog():  # every language a province may speak, each in its folder
-        said = {pid: e.say for pid, e in spoken(language, texts).items()}
-        build(said, said, str(path), engine="tone", language=language)
+    build_sounds(path)  # every language a province may speak, each in its folder
     return str(path)
 
 
